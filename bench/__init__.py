@@ -1,0 +1,1 @@
+"""Benchmarks behind `nox -s bench`; see bench/run.py."""

@@ -1,0 +1,142 @@
+"""RGB888 → RGB565 conversion, the pixel format the ILI9341 takes over SPI (COLMOD 0x55).
+
+The panel wants each pixel as two bytes, big-endian: ``RRRRRGGG GGGBBBBB``. The common
+Python drivers widen the image to ``uint16``, shift, and then split the result back into
+bytes; that costs several full-frame temporaries. Here both output bytes are computed
+directly in ``uint8`` arithmetic into one preallocated buffer:
+
+* high byte = ``(r & 0xF8) | (g >> 5)``
+* low byte  = ``((g << 3) & 0xE0) | (b >> 3)``
+
+Without dithering each channel is truncated (``r >> 3``), as every ILI9341 driver does.
+Ordered (Bayer) dithering is optional: it trades banding in gradients for a fine, fixed
+pattern, which on a 2.8" panel reads as smooth shading, and it scales to the levels the
+panel actually shows so a dithered area keeps its mean colour. The pattern is anchored to panel
+coordinates, so unchanged areas of consecutive frames stay byte-identical (dirty-region
+detection relies on that).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from libloop._types import Buffer
+
+__all__ = [
+    "BAYER4",
+    "quantize",
+    "rgb565_to_rgb888",
+    "rgb888_to_rgb565",
+]
+
+U8Array = npt.NDArray[np.uint8]
+
+#: 4×4 Bayer threshold matrix, values 0..15.
+BAYER4: U8Array = np.array(
+    [[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]],
+    dtype=np.uint8,
+)
+
+
+def _check_rgb(pixels: npt.NDArray[np.generic]) -> U8Array:
+    if pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise ValueError(f"expected an (height, width, 3) RGB array, got shape {pixels.shape}")
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {pixels.dtype}")
+    return pixels[:, :, :3]  # type: ignore[return-value]
+
+
+def _dithered_codes(rgb: U8Array, x0: int, y0: int) -> tuple[U8Array, U8Array, U8Array]:
+    """5/6/5-bit codes with ordered dithering, scaled so the *displayed* mean matches the input.
+
+    The panel expands a 5-bit code ``c`` to about ``c * 255 / 31``, so the unbiased code for an
+    8-bit value ``v`` is ``v * 31 / 255``; a Bayer offset in (0, 1) decides the rounding.
+    """
+    h, w = rgb.shape[:2]
+    ys = (np.arange(h) + y0) % 4
+    xs = (np.arange(w) + x0) % 4
+    # (2t + 1) / 32 for t in 0..15: offsets strictly inside (0, 1), mean 1/2.
+    offset = (2 * BAYER4[ys[:, None], xs[None, :]].astype(np.uint32) + 1) * 255
+    wide = rgb.astype(np.uint32)
+    r = ((wide[:, :, 0] * (31 * 32) + offset) // (255 * 32)).astype(np.uint8)
+    g = ((wide[:, :, 1] * (63 * 32) + offset) // (255 * 32)).astype(np.uint8)
+    b = ((wide[:, :, 2] * (31 * 32) + offset) // (255 * 32)).astype(np.uint8)
+    return r, g, b
+
+
+def rgb888_to_rgb565(
+    pixels: npt.NDArray[np.generic],
+    *,
+    dither: bool = False,
+    origin: tuple[int, int] = (0, 0),
+    out: U8Array | None = None,
+) -> U8Array:
+    """Convert an ``(h, w, 3)`` uint8 RGB array to RGB565, big-endian, as an ``(h, w, 2)`` uint8 array.
+
+    ``bytes(result)`` or ``memoryview(result)`` is exactly what the panel takes after RAMWR.
+
+    Args:
+        pixels: RGB (or RGBA, alpha ignored) pixels.
+        dither: apply 4×4 ordered dithering when choosing the 5/6/5-bit levels.
+        origin: the panel coordinates of ``pixels[0, 0]``; keeps the dither pattern fixed to
+            the glass when converting a sub-rectangle.
+        out: an optional preallocated ``(h, w, 2)`` uint8 C-contiguous array to write into.
+
+    Raises:
+        ValueError: the array is not uint8 RGB, or ``out`` has the wrong shape.
+    """
+    rgb = _check_rgb(pixels)
+    h, w = rgb.shape[:2]
+    if out is None:
+        out = np.empty((h, w, 2), dtype=np.uint8)
+    elif out.shape != (h, w, 2) or out.dtype != np.uint8:
+        raise ValueError(f"out must be a uint8 array of shape {(h, w, 2)}, got {out.shape} {out.dtype}")
+    hi = out[:, :, 0]
+    lo = out[:, :, 1]
+    if dither:
+        r5, g6, b5 = _dithered_codes(rgb, origin[0], origin[1])
+        np.left_shift(r5, 3, out=hi)
+        hi |= g6 >> 3
+        np.left_shift(g6, 5, out=lo)
+        lo |= b5
+        return out
+    r = rgb[:, :, 0]
+    g = rgb[:, :, 1]
+    b = rgb[:, :, 2]
+    np.bitwise_and(r, 0xF8, out=hi)
+    hi |= g >> 5
+    np.left_shift(g, 3, out=lo)
+    lo &= 0xE0
+    lo |= b >> 3
+    return out
+
+
+def rgb565_to_rgb888(data: Buffer | U8Array, width: int, height: int) -> U8Array:
+    """Expand big-endian RGB565 bytes to an ``(height, width, 3)`` uint8 RGB array.
+
+    Each channel is scaled so that full intensity maps to 255 (bit replication), the way
+    the panel's DAC shows it.
+
+    Raises:
+        ValueError: the data is not ``width * height * 2`` bytes long.
+    """
+    raw = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)  # no copy
+    if raw.size != width * height * 2:
+        raise ValueError(f"expected {width * height * 2} bytes for {width}x{height} RGB565, got {raw.size}")
+    v = raw.view(">u2").reshape(height, width).astype(np.uint16)
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    r5 = (v >> 11) & 0x1F
+    g6 = (v >> 5) & 0x3F
+    b5 = v & 0x1F
+    out[:, :, 0] = (r5 << 3) | (r5 >> 2)
+    out[:, :, 1] = (g6 << 2) | (g6 >> 4)
+    out[:, :, 2] = (b5 << 3) | (b5 >> 2)
+    return out
+
+
+def quantize(pixels: npt.NDArray[np.generic], *, dither: bool = False) -> U8Array:
+    """What an RGB image looks like after a round trip through RGB565 (what the panel shows)."""
+    rgb = _check_rgb(pixels)
+    h, w = rgb.shape[:2]
+    return rgb565_to_rgb888(rgb888_to_rgb565(rgb, dither=dither), w, h)

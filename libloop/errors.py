@@ -1,0 +1,138 @@
+"""Typed errors of the library.
+
+Every error's ``str()`` is one sentence a person can act on: what happened and what to do.
+The faces (CLI, HTTP) print it as it is; they never need to inspect a traceback.
+Modules add their own subclasses here so there is one place to look them up.
+"""
+
+from __future__ import annotations
+
+
+class LoopError(Exception):
+    """Base class of every error LOOP raises on purpose."""
+
+    #: A short machine-readable code, used by the HTTP API's error body.
+    code: str = "loop_error"
+
+
+class MissingExtra(LoopError):
+    """An optional dependency is not installed."""
+
+    code = "missing_extra"
+
+    def __init__(self, what: str, extra: str, package: str | None = None) -> None:
+        self.extra = extra
+        self.package = package or extra
+        super().__init__(f"{what} needs the {extra} extra: pip install 'libloop[{extra}]'")
+
+
+# --- hardware and transports ---------------------------------------------------------
+
+
+class HardwareError(LoopError):
+    """The SPI bus, a GPIO line or the panel misbehaved."""
+
+    code = "hardware_error"
+
+
+class TransportError(HardwareError):
+    """An SPI or GPIO operation failed."""
+
+    code = "transport_error"
+
+
+class TransportTimeout(TransportError):
+    """An SPI or GPIO operation did not finish within its bound (a hung driver or bus)."""
+
+    code = "transport_timeout"
+
+
+class DeviceNotFound(HardwareError):
+    """A device node (``/dev/spidev*``, ``/dev/gpiochip*``) does not exist."""
+
+    code = "device_not_found"
+
+
+class DevicePermissionError(HardwareError):
+    """A device node exists but this user may not open it."""
+
+    code = "device_permission"
+
+
+# --- media -----------------------------------------------------------------------------
+
+
+class MediaError(LoopError):
+    """An uploaded file could not be turned into frames."""
+
+    code = "media_error"
+
+
+class UnsupportedMedia(MediaError):
+    """The content is not a picture, animation or video LOOP can read."""
+
+    code = "unsupported_media"
+
+
+class CorruptMedia(MediaError):
+    """The file is truncated or damaged."""
+
+    code = "corrupt_media"
+
+
+class EmptyMedia(MediaError):
+    """The file has no content (zero bytes, zero frames, zero-length video)."""
+
+    code = "empty_media"
+
+
+class MediaTooLarge(MediaError):
+    """The file's dimensions, pixel count or frame count exceed the documented limits."""
+
+    code = "media_too_large"
+
+
+class FrameFileError(LoopError):
+    """A display-ready frame file is damaged or of an unknown version."""
+
+    code = "frame_file_error"
+
+
+# --- index -----------------------------------------------------------------------------
+
+
+class LibraryError(LoopError):
+    """The media library (index) could not do what was asked."""
+
+    code = "library_error"
+
+
+class ItemNotFound(LibraryError):
+    """No item with that id is in the library."""
+
+    code = "not_found"
+
+    def __init__(self, item_id: str) -> None:
+        self.item_id = item_id
+        super().__init__(f"No item with id {item_id!r} is in the library; list the library to see the ids.")
+
+
+class InvalidChange(LibraryError):
+    """A change to the library is malformed (e.g. a play order that is not a permutation)."""
+
+    code = "invalid_change"
+
+
+class DiskFull(LoopError):
+    """There is not enough free space to finish writing."""
+
+    code = "disk_full"
+
+
+# --- player ----------------------------------------------------------------------------
+
+
+class PlayerError(LoopError):
+    """The player could not do what was asked."""
+
+    code = "player_error"

@@ -1,0 +1,1 @@
+"""The LOOP device: composition root, configuration and the `loop` command."""

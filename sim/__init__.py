@@ -1,0 +1,1 @@
+"""LOOP simulator: ILI9341 panel model, fake spidev and GPIO, pygame viewer."""

@@ -1,0 +1,1 @@
+"""The LOOP web dashboard and JSON API."""
