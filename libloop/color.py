@@ -121,7 +121,10 @@ def rgb565_to_rgb888(data: Buffer | U8Array, width: int, height: int) -> U8Array
     Raises:
         ValueError: the data is not ``width * height * 2`` bytes long.
     """
-    raw = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)  # no copy
+    if isinstance(data, np.ndarray):
+        raw = data.reshape(-1).view(np.uint8)
+    else:
+        raw = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)  # no copy
     if raw.size != width * height * 2:
         raise ValueError(f"expected {width * height * 2} bytes for {width}x{height} RGB565, got {raw.size}")
     v = raw.view(">u2").reshape(height, width).astype(np.uint16)
