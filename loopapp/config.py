@@ -1,0 +1,184 @@
+"""Device configuration: one TOML file, every key optional, defaults for the common module.
+
+```toml
+data_dir = "/var/lib/loop"
+
+[display]
+rotation = 0          # 0, 90, 180 or 270
+bgr = true            # the module's colour filter order (most ILI9341 modules are BGR)
+invert = false
+fit = "contain"       # contain, cover or stretch
+dither = true
+background = "#000000"
+
+[wiring]              # BCM GPIO numbers; SPI0 CE0 by default
+spi_bus = 0
+spi_device = 0
+speed_hz = 64000000
+spi_mode = 0
+dc = 24
+reset = 25
+backlight = 18
+gpio_chip = ""        # label of the header's gpiochip; empty: detect
+
+[web]
+host = "0.0.0.0"
+port = 8080
+max_upload_mb = 200
+
+[player]
+refresh_seconds = 5.0
+night = ""            # e.g. "23:00-07:00": panel asleep in between
+```
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from libloop.errors import LoopError
+
+
+class ConfigError(LoopError):
+    """The configuration file is unreadable or has a bad value."""
+
+    code = "config_error"
+
+
+def default_data_dir() -> Path:
+    """The per-user data directory.
+
+    ``$LOOP_DATA`` if set, else ``$XDG_DATA_HOME/loop``, else ``~/.local/share/loop``.
+    """
+    if env := os.environ.get("LOOP_DATA"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "loop"
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    rotation: int = 0
+    bgr: bool = True
+    invert: bool = False
+    fit: str = "contain"
+    dither: bool = True
+    background: tuple[int, int, int] = (0, 0, 0)
+
+
+@dataclass(frozen=True)
+class WiringConfig:
+    spi_bus: int = 0
+    spi_device: int = 0
+    speed_hz: int = 64_000_000
+    spi_mode: int = 0
+    dc: int = 24
+    reset: int = 25
+    backlight: int = 18
+    gpio_chip: str = ""
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    max_upload_mb: int = 200
+
+
+@dataclass(frozen=True)
+class PlayerConfig:
+    refresh_seconds: float = 5.0
+    night: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path = field(default_factory=default_data_dir)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    wiring: WiringConfig = field(default_factory=WiringConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    player: PlayerConfig = field(default_factory=PlayerConfig)
+
+    def with_data_dir(self, data_dir: Path | None) -> Config:
+        return self if data_dir is None else replace(self, data_dir=data_dir)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "display": DisplayConfig,
+    "wiring": WiringConfig,
+    "web": WebConfig,
+    "player": PlayerConfig,
+}
+
+
+def _parse_colour(value: object, where: str) -> tuple[int, int, int]:
+    if isinstance(value, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+        return (int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16))
+    raise ConfigError(f"{where} must be a colour like \"#000000\", not {value!r}.")
+
+
+def _section(cls: type[Any], raw: object, name: str, path: Path) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{name}] in {path} must be a table of settings.")
+    defaults = cls()
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if not hasattr(defaults, key):
+            known = ", ".join(sorted(defaults.__dataclass_fields__))
+            raise ConfigError(f"Unknown setting {name}.{key} in {path}; known settings are: {known}.")
+        expected = type(getattr(defaults, key))
+        if key == "background":
+            value = _parse_colour(value, f"{name}.{key} in {path}")
+        elif expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(
+                f"{name}.{key} in {path} must be a {expected.__name__}, not {type(value).__name__}."
+            )
+        values[key] = value
+    return replace(defaults, **values)
+
+
+def validate(config: Config) -> Config:
+    """Check values that have a fixed range; raise ConfigError with the fix."""
+    if config.display.rotation not in (0, 90, 180, 270):
+        raise ConfigError(f"display.rotation must be 0, 90, 180 or 270, not {config.display.rotation}.")
+    if config.display.fit not in ("contain", "cover", "stretch"):
+        raise ConfigError(f"display.fit must be contain, cover or stretch, not {config.display.fit!r}.")
+    if not 0 <= config.web.port <= 65535:
+        raise ConfigError(f"web.port must be between 0 and 65535, not {config.web.port}.")
+    if not 1_000_000 <= config.wiring.speed_hz <= 125_000_000:
+        raise ConfigError(f"wiring.speed_hz must be between 1 MHz and 125 MHz, not {config.wiring.speed_hz}.")
+    if config.player.night and not re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", config.player.night):
+        raise ConfigError(f"player.night must look like \"23:00-07:00\", not {config.player.night!r}.")
+    return config
+
+
+def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Config:
+    """Read a config file (or the defaults when ``path`` is None); ``data_dir`` overrides the file's."""
+    if path is None:
+        return validate(Config().with_data_dir(data_dir))
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"The config file {path} does not exist; check the path given to --config.") from None  # noqa: E501
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read the config file {path}: {exc}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"The config file {path} is not valid TOML: {exc}.") from None
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "data_dir":
+            if not isinstance(value, str):
+                raise ConfigError(f"data_dir in {path} must be a path string.")
+            kwargs["data_dir"] = Path(value).expanduser()
+        elif key in _SECTIONS:
+            kwargs[key] = _section(_SECTIONS[key], value, key, path)
+        else:
+            raise ConfigError(f"Unknown setting {key!r} in {path}; known: data_dir, {', '.join(_SECTIONS)}.")
+    return validate(Config(**kwargs).with_data_dir(data_dir))
