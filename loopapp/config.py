@@ -119,7 +119,7 @@ _SECTIONS: dict[str, type[Any]] = {
 def _parse_colour(value: object, where: str) -> tuple[int, int, int]:
     if isinstance(value, str) and re.fullmatch(r"#[0-9a-fA-F]{6}", value):
         return (int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16))
-    raise ConfigError(f"{where} must be a colour like \"#000000\", not {value!r}.")
+    raise ConfigError(f'{where} must be a colour like "#000000", not {value!r}.')
 
 
 def _section(cls: type[Any], raw: object, name: str, path: Path) -> Any:
@@ -155,7 +155,7 @@ def validate(config: Config) -> Config:
     if not 1_000_000 <= config.wiring.speed_hz <= 125_000_000:
         raise ConfigError(f"wiring.speed_hz must be between 1 MHz and 125 MHz, not {config.wiring.speed_hz}.")
     if config.player.night and not re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", config.player.night):
-        raise ConfigError(f"player.night must look like \"23:00-07:00\", not {config.player.night!r}.")
+        raise ConfigError(f'player.night must look like "23:00-07:00", not {config.player.night!r}.')
     return config
 
 
@@ -166,7 +166,9 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"The config file {path} does not exist; check the path given to --config.") from None  # noqa: E501
+        raise ConfigError(
+            f"The config file {path} does not exist; check the path given to --config."
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read the config file {path}: {exc}.") from None
     except tomllib.TOMLDecodeError as exc:

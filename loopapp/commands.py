@@ -1,0 +1,199 @@
+"""The `loop` subcommands. Each takes the parsed arguments and the config, returns an exit status,
+and raises LoopError (printed as one sentence by cli.main) when something goes wrong."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import os
+import sys
+from collections.abc import Iterator
+
+from libloop.errors import LoopError
+from loopapp.config import Config
+from loopapp.progress import ProgressBar
+
+
+@contextlib.contextmanager
+def _library(config: Config) -> Iterator[object]:
+    from libloop.index import Library
+
+    with Library(config.data_dir) as library:
+        yield library
+
+
+def sim(args: argparse.Namespace, config: Config) -> int:
+    from loopapp.runner import run_device
+
+    return run_device(
+        config,
+        simulated=True,
+        headless=args.headless,
+        host=args.host,
+        port=args.port,
+        screenshot=args.screenshot,
+    )
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    from loopapp.runner import run_device
+
+    return run_device(config, simulated=False)
+
+
+def import_(args: argparse.Namespace, config: Config) -> int:
+    from libloop.index import Library
+    from loopapp.device import import_file, import_options
+
+    with contextlib.suppress(OSError):
+        os.nice(10)  # stay out of the way of a device playing on this machine
+    options = import_options(config, fit=args.fit, dither=not args.no_dither)
+    failures = 0
+    with Library(config.data_dir) as library:
+        for path in args.files:
+            with ProgressBar(path.name) as bar:
+                try:
+                    item, existed = import_file(library, path, options, progress=bar)
+                except LoopError as exc:
+                    bar.close()
+                    print(f"loop import: {path}: {exc}", file=sys.stderr)
+                    failures += 1
+                    continue
+            note = " (already in the library)" if existed else ""
+            print(f"{item.id}  {item.name}  {item.kind}, {item.frames} frames{note}")
+    if failures:
+        raise LoopError(
+            f"{failures} of {len(args.files)} files could not be imported; see the messages above."
+        )
+    return 0
+
+
+def ls(args: argparse.Namespace, config: Config) -> int:
+    from libloop.index import Library
+
+    with Library(config.data_dir) as library:
+        items = library.items()
+    if args.json:
+        json.dump({"items": [item.to_dict() for item in items]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for item in items:
+        state = "" if item.enabled else "  (disabled)"
+        seconds = item.duration_ms / 1000
+        print(f"{item.id}  {item.name}  {item.kind}  {item.frames} frames  {seconds:.1f} s{state}")
+    return 0
+
+
+def rm(args: argparse.Namespace, config: Config) -> int:
+    from loopapp.device import delete_via_running_device
+
+    if delete_via_running_device(config, args.id):
+        print(f"deleted {args.id}")
+        return 0
+    from libloop.index import Library
+
+    with Library(config.data_dir) as library:
+        item = library.delete(args.id)
+    print(f"deleted {item.id}  {item.name}")
+    return 0
+
+
+def export(args: argparse.Namespace, config: Config) -> int:
+    from libloop.media.export import export_frames
+
+    from libloop.index import Library
+
+    with Library(config.data_dir) as library:
+        item = library.get(args.id)
+        paths = export_frames(library.frame_path(item), args.dir)
+    print(f"wrote {len(paths)} frames of {item.id} to {args.dir}")
+    return 0
+
+
+def fsck(args: argparse.Namespace, config: Config) -> int:
+    from libloop.index import Library
+
+    with Library(config.data_dir) as library:
+        report = library.fsck(repair=args.repair)
+    for problem in report.problems:
+        mark = "repaired" if problem.repaired else "problem"
+        print(f"{mark}: {problem.message}")
+    if report.ok or (args.repair and all(p.repaired for p in report.problems)):
+        print("library is consistent" if not report.problems else "library repaired")
+        return 0
+    hint = "" if args.repair else "; run `loop fsck --repair` to fix them"
+    raise LoopError(f"The library has {len(report.problems)} problems{hint}.")
+
+
+def doctor(args: argparse.Namespace, config: Config) -> int:
+    from loopapp.doctor import format_checks, run_checks
+
+    checks = run_checks(config)
+    print(format_checks(checks))
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        raise LoopError(f"{len(bad)} problems found; each is listed above with its fix.")
+    return 0
+
+
+def install_service(args: argparse.Namespace, config: Config) -> int:
+    from loopapp.service import install_service as install
+    from loopapp.service import render_unit
+
+    user = args.user or os.environ.get("SUDO_USER") or getpass.getuser()
+    if args.dry_run:
+        print(render_unit(data_dir=config.data_dir, user=user, config=args.config))
+        return 0
+    path = install(data_dir=config.data_dir, user=user, config=args.config)
+    print(f"installed and started {path}")
+    return 0
+
+
+def health(args: argparse.Namespace, config: Config) -> int:
+    from loopapp.device import health_report
+
+    report = health_report(config)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    from loopapp.device import format_health
+
+    print(format_health(report))
+    return 0
+
+
+def password(args: argparse.Namespace, config: Config) -> int:
+    from webapp.security import clear_password, set_password
+
+    from libloop.index import Library
+
+    with Library(config.data_dir) as library:
+        if args.clear:
+            clear_password(library)
+            print("dashboard password removed: anyone on the network can use the dashboard")
+            return 0
+        first = getpass.getpass("New dashboard password: ")
+        second = getpass.getpass("Again: ")
+        if first != second:
+            raise LoopError("The two passwords differ; nothing was changed.")
+        set_password(library, first)
+    print("dashboard password set")
+    return 0
+
+
+__all__ = [
+    "doctor",
+    "export",
+    "fsck",
+    "health",
+    "import_",
+    "install_service",
+    "ls",
+    "password",
+    "rm",
+    "run",
+    "sim",
+]
