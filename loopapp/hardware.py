@@ -1,0 +1,71 @@
+"""The two ways to reach a panel: the simulator and a Raspberry Pi's SPI and GPIO.
+
+Both produce the same `Hardware` bundle, so everything above it — display, player, web app,
+supervisor — is the same code whether it runs on a laptop or on the Pi.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from loopapp.config import Config
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from libloop.transport import Backlight, OutputPin, SpiBus
+
+
+@dataclass
+class Hardware:
+    """The transports a Display is built on, plus what only the simulator has."""
+
+    bus: SpiBus
+    dc: OutputPin
+    reset: OutputPin | None
+    backlight: Backlight | None
+    #: The simulated panel (None on a Pi): the truth for `display.png` and screenshots.
+    panel: Any = None
+    #: The simulator's wiring object (fake spidev, pins), for fault injection and tests.
+    wiring: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def snapshot(self, rotation: int) -> Image.Image | None:
+        """What the glass shows, turned for viewing, when a simulated panel exists."""
+        if self.panel is None:
+            return None
+        from libloop.ili9341 import Rotation
+
+        image: Image.Image = self.panel.snapshot(rotation=Rotation(rotation))
+        return image
+
+
+def sim_hardware(config: Config, *, clock: Any = None) -> Hardware:
+    """A simulated ILI9341 behind a fake spidev device: the same SpidevBus code path as on a Pi."""
+    from sim.wiring import SimWiring
+
+    wiring = SimWiring(bgr_filter=config.display.bgr, speed_hz=config.wiring.speed_hz, clock=clock)
+    return Hardware(
+        bus=wiring.bus,
+        dc=wiring.dc,
+        reset=wiring.reset,
+        backlight=wiring.backlight,
+        panel=wiring.panel,
+        wiring=wiring,
+    )
+
+
+def pi_hardware(config: Config) -> Hardware:
+    """spidev and libgpiod v2 lines, wired as the config says (nothing is opened yet)."""
+    from libloop.transport.backlight import PinBacklight
+    from libloop.transport.gpio import GpiodPin
+    from libloop.transport.spidev_bus import SpidevBus
+
+    w = config.wiring
+    label = w.gpio_chip or None
+    bus = SpidevBus(w.spi_bus, w.spi_device, speed_hz=w.speed_hz, mode=w.spi_mode)
+    dc = GpiodPin(w.dc, chip_label=label)
+    reset = GpiodPin(w.reset, chip_label=label, initial=True)
+    backlight = PinBacklight(GpiodPin(w.backlight, chip_label=label))
+    return Hardware(bus=bus, dc=dc, reset=reset, backlight=backlight)

@@ -1,0 +1,64 @@
+"""The whole device as a person runs it: `loop sim --headless`, driven over HTTP, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e_helpers import (
+    DeviceProcess,
+    close_to,
+    dominant_colour,
+    http,
+    multipart,
+    solid_gif,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+MAGENTA = (248, 0, 248)
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Iterator[DeviceProcess]:
+    proc = DeviceProcess(tmp_path / "data")
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+def panel_colour(device: DeviceProcess) -> tuple[int, int, int]:
+    result = http("GET", f"{device.url}/api/display.png")
+    assert result.status == 200
+    return dominant_colour(result.body)
+
+
+def test_upload_show_delete_and_stop_cleanly(device: DeviceProcess) -> None:
+    # A fresh device has an empty library and says how to add media.
+    assert http("GET", f"{device.url}/api/media").json() == {"items": []}
+    assert http("GET", f"{device.url}/api/player").json()["state"] == "empty"
+
+    body, content_type = multipart([("magenta.gif", solid_gif([MAGENTA, MAGENTA]))])
+    created = http("POST", f"{device.url}/api/media?wait=true", body, {"Content-Type": content_type})
+    assert created.status == 201, created.body
+    (job,) = created.json()["jobs"]
+    assert job["status"] == "done"
+    item_id = job["item"]["id"]
+    assert [i["id"] for i in http("GET", f"{device.url}/api/media").json()["items"]] == [item_id]
+
+    wait_until(lambda: close_to(panel_colour(device), MAGENTA), 20, "the GIF on the panel")
+
+    deleted = http("DELETE", f"{device.url}/api/media/{item_id}")
+    assert deleted.status in (200, 204), deleted.body
+    # The delete guarantee: when DELETE returns the panel already shows something else.
+    assert not close_to(panel_colour(device), MAGENTA)
+    assert http("GET", f"{device.url}/api/media").json() == {"items": []}
+    assert http("GET", f"{device.url}/api/media/{item_id}").status in (404, 405)
+
+    code, stderr = device.stop()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
