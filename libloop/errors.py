@@ -136,3 +136,18 @@ class PlayerError(LoopError):
     """The player could not do what was asked."""
 
     code = "player_error"
+
+
+# --- health ----------------------------------------------------------------------------
+
+
+class StorageFull(DiskFull):
+    """Free space on the data directory's disk would drop below the reserve."""
+
+    code = "storage_full"
+
+    def __init__(self, free_mb: int) -> None:
+        self.free_mb = free_mb
+        super().__init__(
+            f"The SD card is nearly full ({free_mb} MB free); delete some media before uploading more."
+        )
