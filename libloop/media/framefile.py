@@ -1,0 +1,527 @@
+"""The display-ready frame file: every frame as the panel takes it, plus precomputed dirty regions.
+
+Converted once at import, played from memory-mapped pages: the player never decodes, resizes
+or converts anything, and memory does not grow with the library (the kernel pages frames in
+and out). Layout, all integers little-endian:
+
+* header (64 bytes at offset 0): magic ``LOOPFRM\\0``, version, header size, width, height
+  (the logical panel size at import time), pixel format (1 = RGB565 big-endian), frame count,
+  loop count (0 = forever, n = play n times), region count, frame-table offset, region-table
+  offset, file size, and a CRC-32 over the header (with this field zero) and both tables;
+* pixel data, from offset 4096: each frame WHOLE at a page-aligned offset (so a frame maps onto
+  whole pages and the player can redraw any frame when the panel's content is unknown), then
+  the pixels of that frame's dirty regions, each region contiguous. A region that spans full rows
+  points into the whole frame instead (full-motion video costs no extra space);
+* frame table (24 bytes a frame): offset, duration in ms, CRC-32 of the whole frame, index of
+  the first region and region count;
+* region table (24 bytes a region): x0, y0, x1, y1 (inclusive), data offset, data length.
+
+Regions of frame i are against frame i-1; frame 0's are against the LAST frame, for the loop.
+A still (one frame) has no regions. The writer streams (it keeps only the first and the
+previous frame) and commits atomically: ``dest.partial`` in the same directory, fsync, rename,
+fsync the directory. A crash leaves the whole file or nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import mmap
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, NoReturn, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from libloop.errors import DiskFull, EmptyMedia, FrameFileError
+from libloop.media.regions import Rect, dirty_rects
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "PIXEL_FORMAT_RGB565_BE",
+    "FrameFile",
+    "FrameFileWriter",
+    "Region",
+    "verify_file",
+]
+
+MAGIC = b"LOOPFRM\x00"
+FORMAT_VERSION = 1
+PIXEL_FORMAT_RGB565_BE = 1
+PAGE = 4096
+MAX_SIDE = 4096
+
+_HEADER = struct.Struct("<8sHHHHHHIIIIQQQI")
+_FRAME = struct.Struct("<QIIII")
+_REGION = struct.Struct("<HHHHQII")
+_CRC_OFFSET = _HEADER.size - 4
+assert _HEADER.size == 64 and _FRAME.size == 24 and _REGION.size == 24
+
+U8Array = npt.NDArray[np.uint8]
+
+
+def _align(n: int, to: int = PAGE) -> int:
+    return (n + to - 1) // to * to
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """One dirty rectangle of a frame (inclusive coordinates) and its pixels, RGB565 BE, row-major."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    data: memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class _FrameEntry:
+    offset: int
+    duration_ms: int
+    crc: int
+    region_first: int
+    region_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class _RegionEntry:
+    rect: Rect
+    offset: int
+    length: int
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+class FrameFileWriter:
+    """Streams frames into a new frame file and renames it into place on ``commit()``.
+
+    Memory stays bounded: only the first and the previous frame are kept (to compute regions).
+    Used as a context manager it aborts (removes the partial file) when the block raises.
+
+    Raises:
+        DiskFull: the disk filled up while writing (the partial file is removed).
+    """
+
+    def __init__(self, dest: Path, width: int, height: int, *, loop_count: int = 0) -> None:
+        if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+            raise ValueError(f"frame size {width}x{height} is outside 1..{MAX_SIDE}")
+        if not 0 <= loop_count <= 0xFFFFFFFF:
+            raise ValueError(f"loop_count must be 0..2**32-1, got {loop_count}")
+        self.dest = Path(dest)
+        self.partial = self.dest.with_name(self.dest.name + ".partial")
+        self.width = width
+        self.height = height
+        self.loop_count = loop_count
+        self._frame_bytes = width * height * 2
+        self._frames: list[_FrameEntry] = []
+        self._regions: list[_RegionEntry] = []
+        self._first: U8Array | None = None
+        self._prev: U8Array | None = None
+        self._file: BinaryIO | None = None
+        self._pos = 0
+        self._done = False
+
+    @property
+    def frame_count(self) -> int:
+        """Frames written so far."""
+        return len(self._frames)
+
+    def _open(self) -> BinaryIO:
+        if self._done:
+            raise ValueError("this frame file writer was already committed or aborted")
+        if self._file is None:
+            try:
+                self._file = open(self.partial, "wb")  # noqa: SIM115 - closed in commit/abort
+                self._file.write(b"\x00" * PAGE)  # header placeholder: an unfinished file is invalid
+            except OSError as exc:
+                self._fail(exc)
+            self._pos = PAGE
+        return self._file
+
+    def _fail(self, exc: OSError) -> NoReturn:
+        self.abort()
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(
+                f"The disk filled up while writing {self.dest.name}; free some space (delete items) and retry."
+            ) from exc
+        raise exc
+
+    def _write(self, data: bytes | memoryview) -> int:
+        f = self._open()
+        offset = self._pos
+        try:
+            f.write(data)
+        except OSError as exc:
+            self._fail(exc)
+        self._pos += len(data)
+        return offset
+
+    def _pad_to(self, boundary: int) -> None:
+        pad = _align(self._pos, boundary) - self._pos
+        if pad:
+            self._write(b"\x00" * pad)
+
+    def _write_regions(self, frame: U8Array, frame_offset: int, rects: list[Rect]) -> tuple[int, int]:
+        first = len(self._regions)
+        row_bytes = self.width * 2
+        for r in rects:
+            length = r.pixels * 2
+            if r.x0 == 0 and r.x1 == self.width - 1:
+                offset = frame_offset + r.y0 * row_bytes  # full rows: point into the whole frame
+            else:
+                offset = self._write(np.ascontiguousarray(frame[r.y0 : r.y1 + 1, r.x0 : r.x1 + 1]).tobytes())
+            self._regions.append(_RegionEntry(r, offset, length))
+        return first, len(rects)
+
+    def add_frame(self, rgb565: U8Array, duration_ms: int) -> None:
+        """Append one frame, an ``(height, width, 2)`` uint8 RGB565 big-endian array.
+
+        Raises:
+            ValueError: wrong shape/dtype or a duration outside 1..2**32-1 ms.
+            DiskFull: the disk filled up (the partial file is removed).
+        """
+        if rgb565.shape != (self.height, self.width, 2) or rgb565.dtype != np.uint8:
+            raise ValueError(
+                f"expected a ({self.height}, {self.width}, 2) uint8 frame, got {rgb565.shape} {rgb565.dtype}"
+            )
+        if not 1 <= duration_ms <= 0xFFFFFFFF:
+            raise ValueError(f"a frame lasts 1..2**32-1 ms, got {duration_ms}")
+        frame = np.ascontiguousarray(rgb565)
+        self._open()
+        self._pad_to(PAGE)
+        offset = self._write(frame.data.cast("B"))
+        crc = zlib.crc32(frame.data.cast("B"))
+        if self._prev is None:
+            first, count = 0, 0  # frame 0: regions against the last frame, filled in at commit
+            self._first = frame.copy()
+        else:
+            first, count = self._write_regions(frame, offset, dirty_rects(self._prev, frame))
+        self._frames.append(_FrameEntry(offset, int(duration_ms), crc, first, count))
+        if self._prev is None:
+            self._prev = frame.copy()
+        else:
+            np.copyto(self._prev, frame)
+
+    def commit(self) -> Path:
+        """Write the tables and header, fsync, and rename to ``dest`` atomically; returns ``dest``.
+
+        Raises:
+            EmptyMedia: no frame was added.
+            DiskFull: the disk filled up (the partial file is removed).
+        """
+        if not self._frames:
+            self.abort()
+            raise EmptyMedia(
+                f"No frames were produced for {self.dest.name}; the source has no picture in it."
+            )
+        f = self._open()
+        assert self._first is not None and self._prev is not None
+        if len(self._frames) > 1:
+            f0 = self._frames[0]
+            first, count = self._write_regions(self._first, f0.offset, dirty_rects(self._prev, self._first))
+            self._frames[0] = _FrameEntry(f0.offset, f0.duration_ms, f0.crc, first, count)
+        self._pad_to(8)
+        frame_table = b"".join(
+            _FRAME.pack(e.offset, e.duration_ms, e.crc, e.region_first, e.region_count) for e in self._frames
+        )
+        region_table = b"".join(
+            _REGION.pack(e.rect.x0, e.rect.y0, e.rect.x1, e.rect.y1, e.offset, e.length, 0)
+            for e in self._regions
+        )
+        frame_table_offset = self._write(frame_table)
+        region_table_offset = self._write(region_table)
+        header = bytearray(
+            _HEADER.pack(
+                MAGIC,
+                FORMAT_VERSION,
+                _HEADER.size,
+                self.width,
+                self.height,
+                PIXEL_FORMAT_RGB565_BE,
+                0,
+                len(self._frames),
+                self.loop_count,
+                len(self._regions),
+                0,
+                frame_table_offset,
+                region_table_offset,
+                self._pos,
+                0,
+            )
+        )
+        crc = zlib.crc32(region_table, zlib.crc32(frame_table, zlib.crc32(header)))
+        struct.pack_into("<I", header, _CRC_OFFSET, crc)
+        try:
+            f.seek(0)
+            f.write(header)
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+            self._file = None
+            os.replace(self.partial, self.dest)
+        except OSError as exc:
+            self._fail(exc)
+        self._done = True
+        self._first = self._prev = None
+        _fsync_dir(self.dest.parent)
+        return self.dest
+
+    def abort(self) -> None:
+        """Discard everything written; removes the partial file. Safe to call more than once."""
+        self._done = True
+        self._first = self._prev = None
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        with contextlib.suppress(FileNotFoundError):
+            self.partial.unlink()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None or not self._done:
+            self.abort()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+class FrameFile:
+    """A frame file opened read-only through mmap; ``frame(i)`` and ``regions(i)`` copy nothing.
+
+    Views handed out stay valid until ``close()``; do not use them afterwards.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        mm: mmap.mmap,
+        width: int,
+        height: int,
+        loop_count: int,
+        frames: list[_FrameEntry],
+        regions: list[_RegionEntry],
+    ) -> None:
+        self.path = path
+        self._mm: mmap.mmap | None = mm
+        self._view = memoryview(mm)
+        self.width = width
+        self.height = height
+        self.loop_count = loop_count
+        self._frames = frames
+        self._regions = regions
+        self.durations_ms: tuple[int, ...] = tuple(f.duration_ms for f in frames)
+        self.frame_bytes = width * height * 2
+        self._region_cache: dict[int, list[Region]] = {}
+
+    @property
+    def frame_count(self) -> int:
+        return len(self._frames)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height): the logical panel size the file was made for."""
+        return self.width, self.height
+
+    @classmethod
+    def open(cls, path: Path) -> FrameFile:
+        """Map a frame file and validate its header and tables (not the pixel checksums: see ``verify``).
+
+        Raises:
+            FrameFileError: the file is missing, truncated, of another version or its tables are damaged.
+        """
+        path = Path(path)
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size < _HEADER.size:
+                    raise FrameFileError(f"{path.name} is too short to be a frame file; re-import the item.")
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except OSError as exc:
+            raise FrameFileError(
+                f"Cannot open frame file {path.name} ({exc.strerror}); re-import the item."
+            ) from exc
+        try:
+            return cls._parse(path, mm, size)
+        except BaseException:
+            mm.close()
+            raise
+
+    @classmethod
+    def _parse(cls, path: Path, mm: mmap.mmap, size: int) -> FrameFile:
+        def bad(what: str) -> FrameFileError:
+            return FrameFileError(f"Frame file {path.name} is damaged ({what}); re-import the item.")
+
+        (
+            magic,
+            version,
+            header_size,
+            width,
+            height,
+            pixfmt,
+            _,
+            n_frames,
+            loop_count,
+            n_regions,
+            _,
+            ft_off,
+            rt_off,
+            file_size,
+            crc,
+        ) = _HEADER.unpack_from(mm, 0)
+        if magic != MAGIC:
+            raise FrameFileError(f"{path.name} is not a LOOP frame file; re-import the item.")
+        if version != FORMAT_VERSION or header_size != _HEADER.size:
+            raise FrameFileError(
+                f"Frame file {path.name} has format version {version}, this LOOP reads {FORMAT_VERSION}; "
+                "re-import the item."
+            )
+        if pixfmt != PIXEL_FORMAT_RGB565_BE:
+            raise bad(f"unknown pixel format {pixfmt}")
+        if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or n_frames < 1:
+            raise bad(f"size {width}x{height}, {n_frames} frames")
+        if file_size != size:
+            raise bad(f"{size} bytes on disk, header says {file_size}")
+        ft_end = ft_off + n_frames * _FRAME.size
+        rt_end = rt_off + n_regions * _REGION.size
+        if not (_HEADER.size <= ft_off <= ft_end <= size and _HEADER.size <= rt_off <= rt_end <= size):
+            raise bad("tables outside the file")
+        header = bytearray(mm[: _HEADER.size])
+        struct.pack_into("<I", header, _CRC_OFFSET, 0)
+        if zlib.crc32(mm[rt_off:rt_end], zlib.crc32(mm[ft_off:ft_end], zlib.crc32(header))) != crc:
+            raise bad("header checksum mismatch")
+        frame_bytes = width * height * 2
+        regions: list[_RegionEntry] = []
+        for x0, y0, x1, y1, off, length, _ in _REGION.iter_unpack(mm[rt_off:rt_end]):
+            if not (x0 <= x1 < width and y0 <= y1 < height):
+                raise bad(f"region {len(regions)} outside the frame")
+            rect = Rect(x0, y0, x1, y1)
+            if length != rect.pixels * 2 or off + length > size:
+                raise bad(f"region {len(regions)} data out of bounds")
+            regions.append(_RegionEntry(rect, off, length))
+        frames: list[_FrameEntry] = []
+        for off, duration, fcrc, first, count in _FRAME.iter_unpack(mm[ft_off:ft_end]):
+            if off % PAGE or off + frame_bytes > size or first + count > n_regions or duration < 1:
+                raise bad(f"frame {len(frames)} entry out of bounds")
+            frames.append(_FrameEntry(off, duration, fcrc, first, count))
+        return cls(path, mm, width, height, loop_count, frames, regions)
+
+    def _check(self, i: int) -> _FrameEntry:
+        if self._mm is None:
+            raise ValueError("this frame file is closed")
+        if not 0 <= i < len(self._frames):
+            raise IndexError(f"frame {i} out of range 0..{len(self._frames) - 1}")
+        return self._frames[i]
+
+    def frame(self, i: int) -> memoryview:
+        """The whole frame ``i``: width*height*2 bytes of RGB565 BE, a zero-copy view of the file."""
+        e = self._check(i)
+        return self._view[e.offset : e.offset + self.frame_bytes]
+
+    def frame_array(self, i: int) -> U8Array:
+        """Frame ``i`` as a read-only ``(height, width, 2)`` uint8 array (no copy)."""
+        return np.frombuffer(self.frame(i), dtype=np.uint8).reshape(self.height, self.width, 2)
+
+    def regions(self, i: int) -> list[Region]:
+        """The dirty regions turning frame ``i-1`` (the last one, for ``i == 0``) into frame ``i``."""
+        e = self._check(i)
+        cached = self._region_cache.get(i)
+        if cached is None:
+            cached = [
+                Region(r.rect.x0, r.rect.y0, r.rect.x1, r.rect.y1, self._view[r.offset : r.offset + r.length])
+                for r in self._regions[e.region_first : e.region_first + e.region_count]
+            ]
+            self._region_cache[i] = cached
+        return list(cached)
+
+    def _advise(self, start: int, length: int) -> None:
+        advice = getattr(mmap, "MADV_WILLNEED", None)
+        if self._mm is None or advice is None:
+            return
+        begin = start // PAGE * PAGE
+        with contextlib.suppress(OSError, ValueError):
+            self._mm.madvise(advice, begin, min(len(self._mm), start + length) - begin)
+
+    def prefetch(self, i: int) -> None:
+        """Ask the kernel to page in frame ``i`` and its region data (non-blocking)."""
+        e = self._check(i)
+        end = e.offset + self.frame_bytes
+        for r in self._regions[e.region_first : e.region_first + e.region_count]:
+            end = max(end, r.offset + r.length)
+        self._advise(e.offset, end - e.offset)
+
+    def prefetch_all(self) -> None:
+        """Ask the kernel to page in the whole file (e.g. the next playlist item) without blocking."""
+        if self._mm is not None:
+            self._advise(0, len(self._mm))
+
+    def verify(self) -> list[str]:
+        """Check every frame's CRC-32 and that every region's pixels match its frame; returns problems."""
+        problems: list[str] = []
+        for i, e in enumerate(self._frames):
+            data = self.frame(i)
+            if zlib.crc32(data) != e.crc:
+                problems.append(f"frame {i}: checksum mismatch")
+                continue
+            arr = self.frame_array(i)
+            for k, reg in enumerate(self.regions(i)):
+                expected = arr[reg.y0 : reg.y1 + 1, reg.x0 : reg.x1 + 1]
+                got = np.frombuffer(reg.data, dtype=np.uint8).reshape(expected.shape)
+                if not np.array_equal(got, expected):
+                    problems.append(f"frame {i}: region {k} does not match the frame")
+        return problems
+
+    def close(self) -> None:
+        """Unmap the file. Views from ``frame``/``regions`` must not be used afterwards."""
+        if self._mm is None:
+            return
+        mm, self._mm = self._mm, None
+        self._region_cache.clear()
+        try:
+            self._view.release()
+            mm.close()
+        except BufferError:
+            pass  # a caller still holds a view: the map is released when the last view goes
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def verify_file(path: Path) -> list[str]:
+    """Problems with the frame file at ``path`` (empty when it is sound); never raises for a bad file."""
+    try:
+        ff = FrameFile.open(path)
+    except FrameFileError as exc:
+        return [str(exc)]
+    with ff:
+        return ff.verify()
