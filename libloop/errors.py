@@ -151,3 +151,26 @@ class StorageFull(DiskFull):
         super().__init__(
             f"The SD card is nearly full ({free_mb} MB free); delete some media before uploading more."
         )
+
+
+# --- index (appended) ------------------------------------------------------------------
+
+
+class SchemaTooNew(LibraryError):
+    """The library database was written by a newer LOOP than this one."""
+
+    code = "schema_too_new"
+
+    def __init__(self, found: int, supported: int) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"The library database has schema version {found}, newer than this LOOP understands "
+            f"({supported}); upgrade LOOP to use it."
+        )
+
+
+class LegacyIndexError(LibraryError):
+    """An old device's media_index.json could not be imported."""
+
+    code = "legacy_index_error"
