@@ -1,1 +1,72 @@
-"""The LOOP web dashboard and JSON API."""
+"""The LOOP web dashboard and JSON API.
+
+``create_app(services)`` builds the Flask app around the device's services (see
+``webapp.services.Services``); ``webapp.server.WebServer`` serves it with waitress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, send_from_directory
+
+from webapp.services import Services
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+__all__ = ["create_app"]
+
+
+def create_app(services: Services, config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the web app for ``services``.
+
+    Args:
+        services: the running device's services (kept in ``app.extensions["loop"]``).
+        config: Flask config overrides, e.g. ``{"LOOP_IMPORT_WAIT_S": 60}`` or ``SECRET_KEY``.
+    """
+    from webapp import api_media, api_player, api_system, errors, security
+
+    app = Flask(__name__, static_folder=None)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config.update(MAX_FORM_MEMORY_SIZE=64 * 1024, MAX_FORM_PARTS=200)
+    if config:
+        app.config.update(config)
+    app.extensions["loop"] = services
+
+    errors.init_app(app)
+    security.init_app(app)
+    api_media.init_app(app)
+    app.register_blueprint(api_media.bp)
+    app.register_blueprint(api_player.bp)
+    app.register_blueprint(api_system.bp)
+
+    @app.get("/")
+    def index() -> Response:
+        response = send_from_directory(STATIC_DIR, "index.html", max_age=0)
+        return _hardened(response)
+
+    @app.get("/static/<path:filename>")
+    def static_file(filename: str) -> Response:
+        return _hardened(send_from_directory(STATIC_DIR, filename, max_age=0))
+
+    @app.after_request
+    def _no_sniff(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if response.mimetype == "application/json":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+def _hardened(response: Response) -> Response:
+    """Page headers: no framing by other sites, scripts and styles only from this device."""
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    )
+    response.headers["X-Frame-Options"] = "DENY"
+    return response

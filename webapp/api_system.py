@@ -1,0 +1,94 @@
+"""System routes: health, the live panel image, the OpenAPI document, login and password."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, session
+
+from webapp import security
+from webapp.errors import ApiError, json_object
+from webapp.openapi import openapi_document
+from webapp.services import services
+
+bp = Blueprint("system", __name__, url_prefix="/api")
+
+
+@bp.get("/health")
+def health() -> Response:
+    """Components, resources, recent faults and Wi-Fi."""
+    svc = services()
+    body: dict[str, Any] = dict(svc.health())
+    body.setdefault("wifi", dict(svc.wifi()))
+    return jsonify(body)
+
+
+@bp.get("/display.png")
+def display_png() -> Response:
+    """What the panel shows now, as a PNG; never cached by the browser."""
+    response = Response(services().display_png(), mimetype="image/png")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3 document of this API."""
+    return jsonify(openapi_document())
+
+
+def _session_state() -> dict[str, bool]:
+    library = services().library
+    return {
+        "password_set": security.stored_hash(library) is not None,
+        "logged_in": security.is_logged_in(library),
+    }
+
+
+@bp.get("/session")
+def get_session() -> Response:
+    """Whether a password is set and whether this browser is logged in."""
+    return jsonify(_session_state())
+
+
+@bp.post("/login")
+def login() -> Response:
+    """Log this browser in with the dashboard password."""
+    body = json_object()
+    password = body.get("password")
+    if not isinstance(password, str):
+        raise ApiError(400, "invalid_request", 'Send the password as a string: {"password": "..."}.')
+    stored = security.stored_hash(services().library)
+    if stored is None:
+        return jsonify(_session_state())
+    throttle: security.LoginThrottle = current_app.extensions["loop.login_throttle"]
+    throttle.check()
+    if not security.verify_password(password, stored):
+        throttle.failed()
+        raise ApiError(401, "wrong_password", "That password is not right; try again.")
+    security.log_in(stored)
+    return jsonify(_session_state())
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """Forget this browser's login."""
+    session.clear()
+    return jsonify(_session_state())
+
+
+@bp.post("/settings/password")
+def set_password() -> Response:
+    """Set the dashboard password, or clear it with ``null`` or ``""``."""
+    body = json_object()
+    password = body.get("password")
+    if password is not None and not isinstance(password, str):
+        raise ApiError(400, "invalid_request", "'password' must be a string, or null to remove the password.")
+    library = services().library
+    security.set_password(library, password)
+    stored = security.stored_hash(library)
+    if stored is None:
+        session.clear()
+    else:
+        security.log_in(stored)
+    return jsonify(_session_state())

@@ -1,0 +1,454 @@
+"""The OpenAPI 3.0 document of the LOOP API, served at ``/api/openapi.json``.
+
+Written by hand next to the routes it describes; ``tests/test_api_fuzz.py`` fuzzes the app
+from this document and checks the responses against it, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+from webapp.security import CSRF_HEADER
+
+JSON = "application/json"
+
+Schema = dict[str, Any]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> Schema:
+    return _json(_ref("Error"), description)
+
+
+def _errors(*codes: int) -> dict[str, Schema]:
+    words = {
+        400: "Malformed request (bad JSON, wrong field types).",
+        401: "A password is set and this client is not logged in.",
+        403: f"Cross-site request refused (send '{CSRF_HEADER}: 1').",
+        404: "No such item or job.",
+        409: "The library or player cannot do this now.",
+        413: "The upload is larger than the device accepts.",
+        415: "Wrong content type, or the file is not media LOOP can read.",
+        422: "Well-formed but invalid (e.g. not a permutation; a damaged or too large file).",
+        429: "Too many wrong passwords; wait a minute.",
+        503: "The panel hardware did not answer.",
+        507: "Not enough free space on the device.",
+    }
+    return {str(code): _error(words[code]) for code in codes}
+
+
+_CSRF_PARAM: Schema = {
+    "name": CSRF_HEADER,
+    "in": "header",
+    "required": True,
+    "description": "Must be '1' on every state-changing call; browsers cannot send it cross-site.",
+    "schema": {"type": "string", "enum": ["1"]},
+}
+
+_ITEM_ID: Schema = {
+    "name": "item_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1},
+}
+
+_SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    },
+    "Item": {
+        "type": "object",
+        "required": ["id", "name", "kind", "frames", "duration_ms", "width", "height", "enabled", "position"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "kind": {"type": "string", "enum": ["gif", "image", "video"]},
+            "frames": {"type": "integer", "minimum": 0},
+            "duration_ms": {"type": "integer", "minimum": 0},
+            "width": {"type": "integer", "minimum": 0},
+            "height": {"type": "integer", "minimum": 0},
+            "enabled": {"type": "boolean"},
+            "position": {"type": "integer", "minimum": 0},
+            "preview_url": {"type": "string", "description": "Address of the item's animated GIF preview."},
+        },
+    },
+    "Library": {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": _ref("Item")}},
+    },
+    "Job": {
+        "type": "object",
+        "required": ["id", "filename", "status", "progress", "item", "error"],
+        "properties": {
+            "id": {"type": "string"},
+            "filename": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "item": {"allOf": [_ref("Item")], "nullable": True},
+            "error": {
+                "type": "object",
+                "nullable": True,
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "Jobs": {
+        "type": "object",
+        "required": ["jobs"],
+        "properties": {"jobs": {"type": "array", "items": _ref("Job")}},
+    },
+    "FailedImport": {
+        "allOf": [_ref("Error"), _ref("Jobs")],
+        "description": "The first failed import's error, and every job.",
+    },
+    "ItemPatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 120, "pattern": "\\S"},
+            "enabled": {"type": "boolean"},
+            "loops": {"type": "integer", "minimum": 0, "maximum": 1000},
+            "min_seconds": {"type": "number", "minimum": 0, "maximum": 86400},
+        },
+    },
+    "Playlist": {
+        "type": "object",
+        "required": ["ids"],
+        "properties": {"ids": {"type": "array", "items": {"type": "string"}}},
+    },
+    "Deleted": {
+        "allOf": [_ref("Library")],
+        "type": "object",
+        "required": ["deleted"],
+        "properties": {"deleted": {"type": "string"}},
+    },
+    "PlayerAction": {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["action"],
+                "properties": {
+                    "action": {
+                        "type": "string",
+                        "enum": ["pause", "resume", "next", "previous", "sleep", "wake"],
+                    }
+                },
+            },
+            {
+                "type": "object",
+                "required": ["action", "id"],
+                "properties": {
+                    "action": {"type": "string", "enum": ["show"]},
+                    "id": {"type": "string", "minLength": 1},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["action", "value"],
+                "properties": {
+                    "action": {"type": "string", "enum": ["brightness"]},
+                    "value": {"type": "number", "minimum": 0, "maximum": 100},
+                },
+            },
+        ]
+    },
+    "Stats": {
+        "type": "object",
+        "required": [
+            "frames_shown",
+            "frames_dropped",
+            "bytes_sent",
+            "transfers",
+            "refresh_bytes",
+            "fps",
+            "late_p99_ms",
+        ],
+        "properties": {
+            "frames_shown": {"type": "integer"},
+            "frames_dropped": {"type": "integer"},
+            "bytes_sent": {"type": "integer"},
+            "transfers": {"type": "integer"},
+            "refresh_bytes": {"type": "integer"},
+            "fps": {"type": "number"},
+            "late_p99_ms": {"type": "number"},
+        },
+    },
+    "Player": {
+        "type": "object",
+        "required": ["state", "current", "stats"],
+        "properties": {
+            "state": {"type": "string", "enum": ["playing", "paused", "sleeping", "empty"]},
+            "current": {"type": "string", "nullable": True},
+            "stats": _ref("Stats"),
+        },
+    },
+    "Health": {
+        "type": "object",
+        "description": "Components, resources, recent faults (from the supervisor) and Wi-Fi status.",
+        "properties": {"wifi": {"type": "object"}},
+    },
+    "Session": {
+        "type": "object",
+        "required": ["password_set", "logged_in"],
+        "properties": {"password_set": {"type": "boolean"}, "logged_in": {"type": "boolean"}},
+    },
+    "Login": {
+        "type": "object",
+        "required": ["password"],
+        "properties": {"password": {"type": "string"}},
+    },
+    "PasswordChange": {
+        "type": "object",
+        "required": ["password"],
+        "properties": {
+            "password": {
+                "type": "string",
+                "nullable": True,
+                "description": "The new password (4 to 1024 characters); null or empty removes it.",
+            }
+        },
+    },
+}
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Schema],
+    *,
+    body: Schema | None = None,
+    params: list[Schema] | None = None,
+    state_changing: bool = False,
+) -> Schema:
+    op: Schema = {"summary": summary, "responses": responses}
+    parameters = list(params or [])
+    if state_changing:
+        parameters.append(_CSRF_PARAM)
+    if parameters:
+        op["parameters"] = parameters
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+    return op
+
+
+_UPLOAD_BODY: Schema = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+            },
+            "encoding": {"file": {"contentType": "application/octet-stream"}},
+        }
+    },
+}
+
+_PATHS: dict[str, Schema] = {
+    "/api/media": {
+        "get": _op(
+            "The library, in play order.", {"200": _json(_ref("Library"), "Every item."), **_errors(401)}
+        ),
+        "post": {
+            **_op(
+                "Upload one or more files (field 'file'); one import job per file. Types are "
+                "checked by content. With wait=true, answers when every import has finished.",
+                {
+                    "201": _json(_ref("Jobs"), "wait=true: every file was imported."),
+                    "202": _json(
+                        _ref("Jobs"), "The imports are queued (or still running after the wait limit)."
+                    ),
+                    "400": _json({"oneOf": [_ref("FailedImport"), _ref("Error")]}, "No file in the upload."),
+                    **_errors(401, 403, 413),
+                    "415": _json(
+                        {"oneOf": [_ref("FailedImport"), _ref("Error")]}, "Not media LOOP can read."
+                    ),
+                    "422": _json(
+                        {"oneOf": [_ref("FailedImport"), _ref("Error")]},
+                        "A damaged, empty or too large file.",
+                    ),
+                    "507": _error("Not enough free space on the device."),
+                },
+                params=[
+                    {
+                        "name": "wait",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "boolean", "default": False},
+                    }
+                ],
+                state_changing=True,
+            ),
+            "requestBody": _UPLOAD_BODY,
+        },
+    },
+    "/api/jobs/{job_id}": {
+        "get": _op(
+            "An import's state and progress (0 to 1).",
+            {"200": _json(_ref("Job"), "The job."), **_errors(401, 404)},
+            params=[
+                {
+                    "name": "job_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1},
+                }
+            ],
+        )
+    },
+    "/api/media/{item_id}": {
+        "patch": _op(
+            "Rename, enable/disable, or change an item's play settings.",
+            {
+                "200": _json(_ref("Item"), "The item after the change."),
+                **_errors(400, 401, 403, 404, 409, 415, 422),
+            },
+            body=_ref("ItemPatch"),
+            params=[_ITEM_ID],
+            state_changing=True,
+        ),
+        "delete": _op(
+            "Delete an item. When this answers, the panel already shows something else.",
+            {
+                "200": _json(_ref("Deleted"), "The id deleted and the library after it."),
+                **_errors(401, 403, 404, 409, 503),
+            },
+            params=[_ITEM_ID],
+            state_changing=True,
+        ),
+    },
+    "/api/media/{item_id}/preview.gif": {
+        "get": {
+            **_op(
+                "A small animated GIF of the item as the panel shows it (rendered once, cached).",
+                {
+                    "200": {
+                        "description": "The preview.",
+                        "content": {"image/gif": {"schema": {"type": "string", "format": "binary"}}},
+                    },
+                    **_errors(401, 404),
+                },
+                params=[_ITEM_ID],
+            ),
+        }
+    },
+    "/api/playlist": {
+        "put": _op(
+            "Set the play order: every item's id, once each, in the new order.",
+            {
+                "200": _json(_ref("Library"), "The library in its new order."),
+                **_errors(400, 401, 403, 409, 415, 422),
+            },
+            body=_ref("Playlist"),
+            state_changing=True,
+        )
+    },
+    "/api/player": {
+        "get": _op(
+            "The player's state, current item and statistics.",
+            {"200": _json(_ref("Player"), "State."), **_errors(401)},
+        ),
+        "post": _op(
+            "Pause, resume, next, previous, show an item, set the brightness, sleep or wake.",
+            {
+                "200": _json(_ref("Player"), "The state after the action."),
+                **_errors(400, 401, 403, 404, 409, 415, 503),
+            },
+            body=_ref("PlayerAction"),
+            state_changing=True,
+        ),
+    },
+    "/api/health": {
+        "get": _op(
+            "Components, resources, recent faults and Wi-Fi.",
+            {"200": _json(_ref("Health"), "Health."), **_errors(401)},
+        )
+    },
+    "/api/display.png": {
+        "get": _op(
+            "What the panel shows now.",
+            {
+                "200": {
+                    "description": "A PNG.",
+                    "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                **_errors(401, 503),
+            },
+        )
+    },
+    "/api/openapi.json": {"get": _op("This document.", {"200": _json({"type": "object"}, "OpenAPI 3.0.")})},
+    "/api/session": {
+        "get": _op(
+            "Whether a password is set and whether this client is logged in.",
+            {"200": _json(_ref("Session"), "State.")},
+        )
+    },
+    "/api/login": {
+        "post": _op(
+            "Log in with the dashboard password (sets an HttpOnly, SameSite=Strict session cookie).",
+            {
+                "200": _json(_ref("Session"), "Logged in (or no password is set)."),
+                **_errors(400, 401, 403, 415, 429),
+            },
+            body=_ref("Login"),
+            state_changing=True,
+        )
+    },
+    "/api/logout": {
+        "post": _op(
+            "Forget this client's login.",
+            {"200": _json(_ref("Session"), "Logged out."), **_errors(403)},
+            state_changing=True,
+        )
+    },
+    "/api/settings/password": {
+        "post": _op(
+            "Set the dashboard password, or remove it with null or an empty string.",
+            {
+                "200": _json(_ref("Session"), "The new state; this client stays logged in."),
+                **_errors(400, 401, 403, 415, 422),
+            },
+            body=_ref("PasswordChange"),
+            state_changing=True,
+        )
+    },
+}
+
+
+@cache
+def _document() -> Schema:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "LOOP",
+            "version": "1.0.0",
+            "description": "Manage a LOOP desk display: its media library, play order and player. "
+            'Errors are {"error": {"code", "message"}}; a 5xx is a bug (503: hardware not answering).',
+        },
+        "paths": _PATHS,
+        "components": {"schemas": _SCHEMAS},
+    }
+
+
+def openapi_document() -> Schema:
+    """A fresh copy of the OpenAPI document (callers may modify it)."""
+    return copy.deepcopy(_document())

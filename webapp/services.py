@@ -1,0 +1,178 @@
+"""What the web app needs from the device: the ``Services`` protocol.
+
+The app never imports the device; ``create_app(services)`` is handed an object with this
+shape (``loopapp.device.Device`` in production, a test fixture built from the same real
+parts in tests) and keeps it in ``app.extensions["loop"]``. Everything the HTTP API does goes
+through these calls, so the protocol is the whole contract between the two.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from flask import Flask, current_app
+
+
+class ItemLike(Protocol):
+    """An item of the library (``libloop.index.Item``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """The SPEC's item shape (id, name, kind, frames, duration_ms, width, height, enabled, position)."""
+        ...
+
+
+class SettingsLike(Protocol):
+    """The library's durable key-value settings (``Library.settings``)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def __setitem__(self, key: str, value: Any) -> None: ...
+
+    def __delitem__(self, key: str) -> None: ...
+
+
+class LibraryLike(Protocol):
+    """The subset of ``libloop.index.Library`` the API uses."""
+
+    @property
+    def settings(self) -> SettingsLike: ...
+
+    def items(self) -> Sequence[ItemLike]:
+        """Every item, in play order."""
+        ...
+
+    def get(self, item_id: str) -> ItemLike:
+        """One item; raises ``ItemNotFound``."""
+        ...
+
+    def update(
+        self,
+        item_id: str,
+        *,
+        name: str | None = None,
+        enabled: bool | None = None,
+        loops: int | None = None,
+        min_seconds: float | None = None,
+    ) -> ItemLike:
+        """Change an item's name or play settings; raises ``ItemNotFound``/``InvalidChange``."""
+        ...
+
+    def reorder(self, ids: Sequence[str]) -> Any:
+        """Set the play order; ``ids`` must be a permutation of the library's ids (``InvalidChange``)."""
+        ...
+
+
+class JobLike(Protocol):
+    """An import job (``libloop.media.jobs.Job``)."""
+
+    @property
+    def id(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """The SPEC's job shape (id, filename, status, progress, item, error)."""
+        ...
+
+
+class ImportsLike(Protocol):
+    """The import queue (``libloop.media.jobs.ImportQueue``)."""
+
+    def submit(self, src_path: Path, filename: str) -> JobLike:
+        """Queue ``src_path`` for import; the queue owns (and removes) the file from now on."""
+        ...
+
+    def get(self, job_id: str) -> JobLike:
+        """A job by id; raises ``LoopError`` (``code == "not_found"``) for an unknown id."""
+        ...
+
+    def wait(self, job_id: str, timeout: float | None = None) -> JobLike:
+        """Block until the job is done or failed, or the timeout passes; returns it either way."""
+        ...
+
+
+class StatusLike(Protocol):
+    """The player's status (``libloop.player.PlayerStatus``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """At least ``state``, ``current`` and ``stats`` as in the SPEC."""
+        ...
+
+
+class PlayerLike(Protocol):
+    """The player controls the API exposes (``libloop.player.Player``)."""
+
+    def pause(self) -> Any: ...
+    def resume(self) -> Any: ...
+    def next(self) -> Any: ...
+    def previous(self) -> Any: ...
+    def show(self, item_id: str) -> Any: ...
+    def set_brightness(self, percent: int) -> Any: ...
+    def sleep(self) -> Any: ...
+    def wake(self) -> Any: ...
+    def status(self) -> StatusLike: ...
+
+
+@runtime_checkable
+class Services(Protocol):
+    """Everything the web app needs from the running device.
+
+    Attributes:
+        library: the media index.
+        imports: the import queue.
+        player: the player.
+        upload_dir: where uploads are streamed to (``DATA/incoming``); same filesystem as the
+            frames so an import can rename rather than copy.
+        preview_dir: a directory the app may fill with cached preview GIFs (``DATA/previews``);
+            the app removes stale files itself.
+        max_upload_bytes: the largest request body ``POST /api/media`` accepts.
+    """
+
+    library: LibraryLike
+    imports: ImportsLike
+    player: PlayerLike
+    upload_dir: Path
+    preview_dir: Path
+    max_upload_bytes: int
+
+    def delete_item(self, item_id: str) -> None:
+        """Evict the item from the player, then delete it from the library.
+
+        Returns only when the panel shows something else and no frame of the item can reach
+        it again; raises ``ItemNotFound`` when there is no such item.
+        """
+        ...
+
+    def frame_path(self, item_id: str) -> Path:
+        """The display-ready frame file of an item (raises ``ItemNotFound``)."""
+        ...
+
+    def display_png(self) -> bytes:
+        """A PNG of what the panel shows now, as a person sees it (240x320 or rotated)."""
+        ...
+
+    def health(self) -> Mapping[str, Any]:
+        """Components, resources and recent faults (JSON-ready)."""
+        ...
+
+    def wifi(self) -> Mapping[str, Any]:
+        """Wi-Fi status (JSON-ready), e.g. ``{"connected": bool, "ssid": str|None, ...}``."""
+        ...
+
+    def check_upload(self, size: int | None) -> None:
+        """Raise a ``LoopError`` (``DiskFull``) if an upload of ``size`` bytes must be refused."""
+        ...
+
+
+def services() -> Services:
+    """The services of the current app (inside a request)."""
+    return get_services(current_app)
+
+
+def get_services(app: Flask) -> Services:
+    """The services ``create_app`` stored on ``app``."""
+    found: Services = app.extensions["loop"]
+    return found
