@@ -1,0 +1,496 @@
+"""The library: the one durable store of items, play order and device settings.
+
+SQLite in WAL mode with ``synchronous=FULL``: a change is on disk when its method returns.
+One connection, guarded by a lock, serves every thread of the process; several processes
+(the device and the CLI) share the database through SQLite's own locking (``BEGIN
+IMMEDIATE`` for every write, a busy timeout for waiting). Each open Library holds a shared
+``flock`` on ``DATA/library.lock``; work that must not race a live writer elsewhere (rolling
+back half-done adds, clearing ``frames/.tmp``) runs only while the lock can be taken
+exclusively, i.e. when no other process has the library open.
+
+Crash safety of an add: an ``add`` intent is committed first, then the frame file is
+fsynced, renamed to ``frames/<id>.loop`` and the directory fsynced, and only then the item
+is committed (removing the intent in the same transaction). Start-up recovery rolls back any
+intent left behind, so a crash leaves the item with its file or neither.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from libloop.clock import Clock, MonotonicClock
+from libloop.errors import InvalidChange, ItemNotFound, LibraryError
+
+from . import durable, schema
+from .items import (
+    Item,
+    NewItem,
+    check_enabled,
+    check_id,
+    check_loops,
+    check_min_seconds,
+    check_name,
+)
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .fsck import FsckReport
+    from .legacy import Converter, LegacyReport
+
+log = logging.getLogger(__name__)
+
+
+class Library:
+    """The media library of one data directory. Thread-safe; safe across processes.
+
+    Args:
+        data_dir: the device's data directory (``library.db``, ``frames/``, ``quarantine/``).
+        clock: the clock ``wait_for_change`` measures its timeout on.
+        poll_interval: how often a waiter checks for commits by *other processes* (in-process
+            changes wake it at once).
+        busy_timeout: how long a write waits for another process's write to finish.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        clock: Clock | None = None,
+        poll_interval: float = 0.5,
+        busy_timeout: float = 15.0,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.db_path = self.data_dir / "library.db"
+        self.frames_dir = self.data_dir / "frames"
+        self.tmp_dir = self.frames_dir / ".tmp"
+        self.quarantine_dir = self.data_dir / "quarantine"
+        self.settings = Settings(self)
+        #: What start-up recovery found and did (set by ``open``).
+        self.recovery_report: FsckReport | None = None
+        self._clock: Clock = clock or MonotonicClock()
+        self._poll_interval = poll_interval
+        self._busy_timeout = busy_timeout
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+        self._waiters: set[threading.Event] = set()
+        self._waiters_lock = threading.Lock()
+        self._staging: set[Path] = set()
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    def open(self) -> Library:
+        """Create the directories, open and migrate the database, run start-up recovery."""
+        from . import fsck
+
+        with self._lock:
+            if self._conn is not None:
+                return self
+            with durable.translate_errors("opening the library"):
+                self.tmp_dir.mkdir(parents=True, exist_ok=True)
+                self._lock_fd = os.open(self.data_dir / "library.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+                conn = sqlite3.connect(
+                    self.db_path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+                )
+                self._conn = conn
+                conn.row_factory = sqlite3.Row
+                with durable.translate_errors("opening the library"):
+                    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                    if str(mode).lower() != "wal":
+                        raise LibraryError(f"The library database at {self.db_path} cannot use WAL mode.")
+                    conn.execute("PRAGMA synchronous=FULL")
+                    schema.migrate(conn)
+                self.recovery_report = fsck.run(self, repair=True, checksums=False, startup=True)
+            except BaseException:
+                self._release()
+                raise
+            for problem in self.recovery_report.problems:
+                log.warning("library start-up: %s", problem.message)
+        return self
+
+    def close(self) -> None:
+        """Close the database and release the lock; waiters return at once."""
+        with self._lock:
+            self._release()
+        self._notify()
+
+    def _release(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> Library:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def is_open(self) -> bool:
+        """True between ``open()`` and ``close()``."""
+        return self._conn is not None
+
+    # --- reading -------------------------------------------------------------------------
+
+    def items(self) -> list[Item]:
+        """Every item, in play order."""
+        return [Item.from_row(r) for r in self._query("SELECT * FROM items ORDER BY position, id")]
+
+    def playlist(self) -> list[Item]:
+        """The enabled items, in play order: what the player plays."""
+        rows = self._query("SELECT * FROM items WHERE enabled = 1 ORDER BY position, id")
+        return [Item.from_row(r) for r in rows]
+
+    def get(self, item_id: str) -> Item:
+        """The item with this id; ItemNotFound if there is none."""
+        rows = self._query("SELECT * FROM items WHERE id = ?", (item_id,))
+        if not rows:
+            raise ItemNotFound(item_id)
+        return Item.from_row(rows[0])
+
+    def find_by_hash(self, content_hash: str) -> Item | None:
+        """The first item (in play order) whose source had this content hash, if any."""
+        rows = self._query(
+            "SELECT * FROM items WHERE content_hash = ? ORDER BY position LIMIT 1", (content_hash,)
+        )
+        return Item.from_row(rows[0]) if rows else None
+
+    def frame_path(self, item: Item) -> Path:
+        """Where the item's frame file is."""
+        return self.frames_dir / item.file_name
+
+    def staging_path(self, suffix: str = ".loop") -> Path:
+        """A fresh path in ``frames/.tmp`` to write a frame file to before ``add``.
+
+        Start-up recovery and ``fsck`` leave paths handed out by this Library alone.
+        """
+        if "/" in suffix or "\0" in suffix:
+            raise ValueError(f"suffix {suffix!r} must not contain a path separator")
+        path = self.tmp_dir / f"{secrets.token_urlsafe(12)}{suffix}"
+        with self._lock:
+            self._staging.add(path)
+        return path
+
+    @property
+    def generation(self) -> int:
+        """A number that increases with every committed change, from any process."""
+        return int(self._query("SELECT value FROM meta WHERE key = 'generation'")[0][0])
+
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        """Wait until the generation differs from ``since``; return it (``since`` on timeout).
+
+        Changes made through this Library wake the waiter at once; changes committed by other
+        processes are noticed through SQLite's ``PRAGMA data_version`` every ``poll_interval``
+        seconds (a memory read of the WAL index, not a disk read).
+        """
+        deadline = self._clock.monotonic() + timeout
+        wake = threading.Event()
+        with self._waiters_lock:
+            self._waiters.add(wake)
+        try:
+            seen_version = -1
+            while True:
+                with self._lock:
+                    if self._conn is None:
+                        return since
+                    version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+                    if version != seen_version or wake.is_set():
+                        wake.clear()
+                        seen_version = version
+                        current = self.generation
+                        if current != since:
+                            return current
+                now = self._clock.monotonic()
+                if now >= deadline:
+                    return since
+                self._clock.sleep_until(min(deadline, now + self._poll_interval), wake)
+        finally:
+            with self._waiters_lock:
+                self._waiters.discard(wake)
+
+    # --- changing ------------------------------------------------------------------------
+
+    def add(self, frame_file: Path, meta: NewItem, *, item_id: str | None = None) -> Item:
+        """Add a finished frame file as a new item at the end of the play order.
+
+        The Library takes the file over: on success it is moved to ``frames/<id>.loop``; on
+        failure it is removed, so nothing is left behind. The file must be on the same file
+        system as the data directory (``staging_path()`` gives such a path). Raises DiskFull
+        when the disk fills up, InvalidChange for bad metadata or an id already used.
+        """
+        frame_file = Path(frame_file)
+        try:
+            meta.validate()
+            if item_id is not None:
+                check_id(item_id)
+            with self._lock:
+                return self._add(frame_file, meta, item_id)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                durable.unlink(frame_file)
+            raise
+        finally:
+            with self._lock:
+                self._staging.discard(frame_file)
+
+    def _add(self, frame_file: Path, meta: NewItem, item_id: str | None) -> Item:
+        try:
+            size = frame_file.stat().st_size
+        except FileNotFoundError:
+            raise LibraryError(
+                f"The frame file {frame_file} does not exist; import the media again."
+            ) from None
+        new_id = item_id or secrets.token_urlsafe(9)
+        file_name = f"{new_id}.loop"
+        final = self.frames_dir / file_name
+        with self._transaction("adding an item") as conn:
+            if conn.execute("SELECT 1 FROM used_ids WHERE id = ?", (new_id,)).fetchone():
+                raise InvalidChange(f"The id {new_id!r} is already used in this library; choose another.")
+            conn.execute("INSERT INTO used_ids (id) VALUES (?)", (new_id,))
+            conn.execute(
+                "INSERT INTO pending (op, item_id, file_name, staged) VALUES ('add', ?, ?, ?)",
+                (new_id, file_name, str(frame_file)),
+            )
+        try:
+            with durable.translate_errors("adding an item"):
+                durable.fsync_file(frame_file)
+                durable.rename(frame_file, final)
+                durable.fsync_dir(self.frames_dir)
+            with self._transaction("adding an item") as conn:
+                (count,) = conn.execute("SELECT COUNT(*) FROM items").fetchone()
+                conn.execute(
+                    """INSERT INTO items (id, name, kind, frames, duration_ms, width, height, enabled,
+                       position, loops, min_seconds, source_name, content_hash, loop_count, created,
+                       file_name, size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, 1, 0, ?, ?, ?, ?, ?, ?)""",
+                    (
+                        new_id, meta.name, meta.kind, meta.frames, meta.duration_ms, meta.width,
+                        meta.height, count, meta.source_name, meta.content_hash, meta.loop_count,
+                        time.time(), file_name, size,
+                    ),
+                )  # fmt: skip
+                conn.execute("DELETE FROM pending WHERE op = 'add' AND item_id = ?", (new_id,))
+                self._bump(conn)
+        except BaseException:
+            self._undo_add(new_id, final)
+            raise
+        self._notify()
+        return self.get(new_id)
+
+    def _undo_add(self, item_id: str, final: Path) -> None:
+        """Best effort after a failed add; whatever is left, start-up recovery finishes."""
+        try:
+            durable.unlink(final)
+            durable.fsync_dir(self.frames_dir)
+            with self._transaction("cleaning up a failed add") as conn:
+                conn.execute("DELETE FROM pending WHERE op = 'add' AND item_id = ?", (item_id,))
+        except (OSError, sqlite3.Error, LibraryError) as err:
+            log.warning("cleaning up the failed add of %s: %s", item_id, err)
+
+    def delete(self, item_id: str) -> Item:
+        """Remove an item from the library and its frame file from the disk; return the item.
+
+        The entry goes in one durable transaction together with a tombstone for the file; the
+        file is unlinked after, and recovery finishes the unlink if a crash comes between.
+        A player that has the file memory-mapped keeps reading valid pages: on Linux an
+        unlinked file lives on until its last mapping is closed.
+        """
+        with self._lock:
+            with self._transaction("deleting an item") as conn:
+                rows = conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchall()
+                if not rows:
+                    raise ItemNotFound(item_id)
+                item = Item.from_row(rows[0])
+                conn.execute("DELETE FROM items WHERE id = ?", (item_id,))
+                conn.execute("UPDATE items SET position = position - 1 WHERE position > ?", (item.position,))
+                conn.execute(
+                    "INSERT INTO pending (op, item_id, file_name) VALUES ('unlink', ?, ?)",
+                    (item_id, item.file_name),
+                )
+                self._bump(conn)
+            self._notify()
+            self.finish_unlink(item.file_name)
+        return item
+
+    def finish_unlink(self, file_name: str) -> None:
+        """Unlink a tombstoned frame file and drop its tombstone (idempotent)."""
+        try:
+            with durable.translate_errors("removing a deleted item's file"):
+                if durable.unlink(self.frames_dir / file_name):
+                    durable.fsync_dir(self.frames_dir)
+                with self._transaction("removing a deleted item's file") as conn:
+                    conn.execute("DELETE FROM pending WHERE op = 'unlink' AND file_name = ?", (file_name,))
+        except (OSError, LibraryError) as err:
+            log.warning("could not remove %s yet (recovery will): %s", file_name, err)
+
+    def update(
+        self,
+        item_id: str,
+        *,
+        name: str | None = None,
+        enabled: bool | None = None,
+        loops: int | None = None,
+        min_seconds: float | None = None,
+    ) -> Item:
+        """Change an item's name or play settings; None leaves a field as it is."""
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = check_name(name)
+        if enabled is not None:
+            changes["enabled"] = int(check_enabled(enabled))
+        if loops is not None:
+            changes["loops"] = check_loops(loops)
+        if min_seconds is not None:
+            changes["min_seconds"] = check_min_seconds(min_seconds)
+        with self._lock:
+            if not changes:
+                return self.get(item_id)
+            with self._transaction("updating an item") as conn:
+                assignments = ", ".join(f"{column} = ?" for column in changes)
+                cursor = conn.execute(
+                    f"UPDATE items SET {assignments} WHERE id = ?", (*changes.values(), item_id)
+                )
+                if cursor.rowcount == 0:
+                    raise ItemNotFound(item_id)
+                self._bump(conn)
+            self._notify()
+            return self.get(item_id)
+
+    def reorder(self, ids: Sequence[str]) -> list[Item]:
+        """Set the play order; ``ids`` must list every item exactly once."""
+        if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
+            raise InvalidChange("The play order must be a list of item ids.")
+        wanted = list(ids)
+        with self._lock:
+            with self._transaction("reordering the library") as conn:
+                current = {row[0] for row in conn.execute("SELECT id FROM items")}
+                if len(set(wanted)) != len(wanted):
+                    raise InvalidChange("The new play order lists an item more than once.")
+                if set(wanted) != current:
+                    unknown = sorted(set(wanted) - current)
+                    missing = len(current - set(wanted))
+                    detail = f"unknown ids {unknown}" if unknown else f"{missing} item(s) missing"
+                    raise InvalidChange(f"The new play order must list every item exactly once ({detail}).")
+                self._set_order(conn, wanted)
+            self._notify()
+            return self.items()
+
+    def move(self, item_id: str, position: int) -> list[Item]:
+        """Move one item to ``position`` (0-based) in the play order; return the new order."""
+        if not isinstance(position, int) or isinstance(position, bool):
+            raise InvalidChange(f"A position must be a whole number, not {position!r}.")
+        with self._lock:
+            with self._transaction("moving an item") as conn:
+                order = [row[0] for row in conn.execute("SELECT id FROM items ORDER BY position, id")]
+                if item_id not in order:
+                    raise ItemNotFound(item_id)
+                if not 0 <= position < len(order):
+                    raise InvalidChange(
+                        f"Position {position} is outside the play order (0 to {len(order) - 1})."
+                    )
+                order.remove(item_id)
+                order.insert(position, item_id)
+                self._set_order(conn, order)
+            self._notify()
+            return self.items()
+
+    # --- checks and imports --------------------------------------------------------------
+
+    def fsck(self, repair: bool = False) -> FsckReport:
+        """Check the library (files, checksums, schema); with ``repair``, fix or quarantine."""
+        from . import fsck
+
+        return fsck.run(self, repair=repair, checksums=True)
+
+    def import_legacy(self, path: Path, convert: Converter) -> LegacyReport:
+        """Import an old device's ``media_index.json`` (see ``libloop.index.legacy``)."""
+        from . import legacy
+
+        return legacy.import_legacy(self, Path(path), convert)
+
+    # --- internals shared with fsck, legacy and settings ---------------------------------
+
+    def _require(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise LibraryError("The library is not open; call open() first.")
+        return self._conn
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock, durable.translate_errors("reading the library"):
+            return self._require().execute(sql, params).fetchall()
+
+    @contextlib.contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE), committed durably when the block ends."""
+        with self._lock:
+            conn = self._require()
+            with durable.translate_errors(what):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    durable.commit(conn)
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[bool]:
+        """True inside if no other Library (in any process) has this data directory open."""
+        fd = self._lock_fd
+        if fd is None:
+            yield False
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+
+    def _live_staging(self) -> set[Path]:
+        with self._lock:
+            self._staging = {p for p in self._staging if p.exists()}
+            return set(self._staging)
+
+    @staticmethod
+    def _bump(conn: sqlite3.Connection) -> None:
+        conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'")
+
+    @classmethod
+    def _set_order(cls, conn: sqlite3.Connection, ids: Sequence[str]) -> None:
+        conn.executemany("UPDATE items SET position = ? WHERE id = ?", [(i, x) for i, x in enumerate(ids)])
+        cls._bump(conn)
+
+    def _notify(self) -> None:
+        with self._waiters_lock:
+            for event in self._waiters:
+                event.set()
+
+
+def open_library(data_dir: Path, **kwargs: Any) -> Library:
+    """Construct and open a Library in one call (for scripts and the CLI)."""
+    return Library(data_dir, **kwargs).open()
+
+
+__all__ = ["Library", "open_library"]

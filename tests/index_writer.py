@@ -1,0 +1,87 @@
+"""Helpers for the index tests, and the writer process the crash tests kill.
+
+As a program: ``python tests/index_writer.py DATA SEED OPS`` opens the library in DATA and
+performs OPS random adds, deletes, reorders and moves (seeded). Before each change it prints
+``BEGIN <op> <json>`` and after the call returns ``ACK <op> <json>``, flushed, so the parent
+knows exactly which changes were acknowledged and which one was in flight when it was killed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from libloop.index import Library, NewItem  # noqa: E402
+from libloop.media.framefile import FrameFileWriter  # noqa: E402
+
+
+def make_frame_file(path: Path, seed: int, *, frames: int = 2, width: int = 8, height: int = 6) -> NewItem:
+    """Write a small valid frame file at ``path`` and return metadata describing it."""
+    rng = np.random.default_rng(seed)
+    with FrameFileWriter(path, width, height) as writer:
+        for _ in range(frames):
+            writer.add_frame(rng.integers(0, 256, (height, width, 2), dtype=np.uint8), 40)
+        writer.commit()
+    digest = hashlib.sha256(f"source-{seed}".encode()).hexdigest()
+    return NewItem(
+        name=f"clip {seed}",
+        kind="gif" if frames > 1 else "image",
+        frames=frames,
+        duration_ms=40 * frames,
+        width=width,
+        height=height,
+        source_name=f"clip{seed}.gif",
+        content_hash=digest,
+    )
+
+
+def emit(kind: str, op: str, payload: object) -> None:
+    sys.stdout.write(f"{kind} {op} {json.dumps(payload)}\n")
+    sys.stdout.flush()
+
+
+def run(data: Path, seed: int, ops: int) -> None:
+    """Perform ``ops`` seeded random changes, reporting each (see the module docstring)."""
+    rng = random.Random(seed)
+    with Library(data) as lib:
+        emit("READY", "-", lib.generation)
+        for n in range(ops):
+            ids = [i.id for i in lib.items()]
+            choice = rng.random()
+            if not ids or choice < 0.45:
+                item_id = f"s{seed}n{n}"
+                emit("BEGIN", "add", item_id)
+                staged = lib.staging_path()
+                meta = make_frame_file(staged, seed * 1000 + n)
+                lib.add(staged, meta, item_id=item_id)
+                emit("ACK", "add", item_id)
+            elif choice < 0.65:
+                victim = rng.choice(ids)
+                emit("BEGIN", "delete", victim)
+                lib.delete(victim)
+                emit("ACK", "delete", victim)
+            elif choice < 0.85:
+                order = ids[:]
+                rng.shuffle(order)
+                emit("BEGIN", "reorder", order)
+                lib.reorder(order)
+                emit("ACK", "reorder", order)
+            else:
+                target, position = rng.choice(ids), rng.randrange(len(ids))
+                emit("BEGIN", "move", [target, position])
+                lib.move(target, position)
+                emit("ACK", "move", [target, position])
+        emit("DONE", "-", lib.generation)
+
+
+if __name__ == "__main__":
+    run(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
