@@ -28,7 +28,7 @@ from webapp.services import ItemLike, Services, get_services, services
 
 bp = Blueprint("media", __name__, url_prefix="/api")
 
-MAX_NAME_LENGTH = 120
+MAX_NAME_LENGTH = 200
 MAX_JSON_BYTES = 1 << 20
 PREVIEW_MAX_FRAMES = 60
 IMPORT_WAIT_S = 600.0
@@ -86,9 +86,9 @@ def _discard_pending(_exc: BaseException | None = None) -> None:
 
 
 def printable(text: str) -> str:
-    """``text`` without control, format or unassigned characters, trimmed and length-capped."""
+    """``text`` without control, format or separator characters but the space, trimmed and capped."""
     text = unicodedata.normalize("NFC", text)
-    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
+    text = "".join(ch for ch in text if ch.isprintable())
     return text.strip()[:MAX_NAME_LENGTH].strip()
 
 
@@ -222,8 +222,8 @@ def _patch_fields(body: dict[str, Any]) -> dict[str, Any]:
         fields["enabled"] = body["enabled"]
     if "loops" in body:
         loops = body["loops"]
-        if isinstance(loops, bool) or not isinstance(loops, int) or not 0 <= loops <= 1000:
-            raise ApiError(400, "invalid_request", "'loops' must be a whole number from 0 to 1000.")
+        if isinstance(loops, bool) or not isinstance(loops, int) or not 1 <= loops <= 1000:
+            raise ApiError(400, "invalid_request", "'loops' must be a whole number from 1 to 1000.")
         fields["loops"] = loops
     if "min_seconds" in body:
         secs = body["min_seconds"]
@@ -312,10 +312,10 @@ def render_preview(frame_path: Path, dest: Path) -> None:
 def preview(item_id: str) -> Response:
     """A small animated GIF of the item as the panel shows it, rendered once and cached."""
     svc = services()
-    svc.library.get(item_id)  # 404 for an unknown id
+    item = svc.library.get(item_id)  # 404 for an unknown id
     if not _ID_CHARS.match(item_id):
         raise ApiError(404, "not_found", f"No item with id {item_id!r} is in the library.")
-    frame_path = svc.frame_path(item_id)
+    frame_path = svc.library.frame_path(item)
     stat = frame_path.stat()
     dest = svc.preview_dir / f"{item_id}-{stat.st_mtime_ns:x}-{stat.st_size:x}.gif"
     if not dest.exists():

@@ -124,9 +124,9 @@ _SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 120, "pattern": "\\S"},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"},
             "enabled": {"type": "boolean"},
-            "loops": {"type": "integer", "minimum": 0, "maximum": 1000},
+            "loops": {"type": "integer", "minimum": 1, "maximum": 1000},
             "min_seconds": {"type": "number", "minimum": 0, "maximum": 86400},
         },
     },

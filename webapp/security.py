@@ -73,7 +73,7 @@ def set_password(library: LibraryLike, password: str | None) -> None:
     """Set (or with None/"" clear) the dashboard password; used by the API and the CLI."""
     if not password:
         if stored_hash(library) is not None:
-            del library.settings[PASSWORD_KEY]
+            library.settings.delete(PASSWORD_KEY)
         return
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise ApiError(
@@ -81,7 +81,7 @@ def set_password(library: LibraryLike, password: str | None) -> None:
             "invalid_password",
             f"A password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters long.",
         )
-    library.settings[PASSWORD_KEY] = hash_password(password)
+    library.settings.set(PASSWORD_KEY, hash_password(password))
 
 
 def _session_tag(stored: str) -> str:
@@ -172,7 +172,7 @@ def _secret_key(library: LibraryLike) -> str:
     if isinstance(key, str) and len(key) >= 32:
         return key
     key = secrets.token_hex(32)
-    library.settings[SECRET_KEY_SETTING] = key
+    library.settings.set(SECRET_KEY_SETTING, key)
     return key
 
 

@@ -31,9 +31,9 @@ class SettingsLike(Protocol):
 
     def get(self, key: str, default: Any = None) -> Any: ...
 
-    def __setitem__(self, key: str, value: Any) -> None: ...
+    def set(self, key: str, value: Any) -> None: ...
 
-    def __delitem__(self, key: str) -> None: ...
+    def delete(self, key: str) -> bool: ...
 
 
 class LibraryLike(Protocol):
@@ -41,6 +41,10 @@ class LibraryLike(Protocol):
 
     @property
     def settings(self) -> SettingsLike: ...
+
+    def frame_path(self, item: Any) -> Path:
+        """Where an item's frame file is."""
+        ...
 
     def items(self) -> Sequence[ItemLike]:
         """Every item, in play order."""
@@ -144,10 +148,6 @@ class Services(Protocol):
         Returns only when the panel shows something else and no frame of the item can reach
         it again; raises ``ItemNotFound`` when there is no such item.
         """
-        ...
-
-    def frame_path(self, item_id: str) -> Path:
-        """The display-ready frame file of an item (raises ``ItemNotFound``)."""
         ...
 
     def display_png(self) -> bytes:

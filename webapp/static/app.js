@@ -1,0 +1,110 @@
+// LOOP dashboard: wires the panels together and keeps them in step with the device by polling.
+
+import { api } from "./api.js";
+import { $, initBanner, showError, showInfo } from "./ui.js";
+import { currentItems, isInteracting, markPlaying, render, setOnChange } from "./library.js";
+import { initPlayer, refreshHealth, refreshPlayer } from "./player.js";
+import { initUploads } from "./uploads.js";
+
+let lastLibrary = "";
+
+async function refreshLibrary() {
+  if (isInteracting()) return;
+  try {
+    const answer = await api("GET", "/api/media");
+    const text = JSON.stringify(answer.items);
+    if (text !== lastLibrary || !$("grid").children.length) {
+      lastLibrary = text;
+      render(answer.items);
+    }
+  } catch (err) {
+    if (err.status !== 401) showError(err);
+  }
+}
+
+function every(ms, work) {
+  const tick = async () => {
+    if (!document.hidden) await work();
+    setTimeout(tick, ms);
+  };
+  setTimeout(tick, ms);
+}
+
+async function refreshSession() {
+  const state = await api("GET", "/api/session");
+  $("password-state").textContent = state.password_set
+    ? "A password protects this dashboard."
+    : "No password: anyone on this network can use this dashboard.";
+  $("clear-password").hidden = !state.password_set;
+  return state;
+}
+
+function initLogin() {
+  const dialog = $("login-dialog");
+  document.addEventListener("loop:login-required", () => {
+    if (!dialog.open) dialog.showModal();
+  });
+  dialog.addEventListener("cancel", (event) => event.preventDefault());
+  $("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await api("POST", "/api/login", { password: $("login-password").value });
+      $("login-password").value = "";
+      $("login-error").hidden = true;
+      dialog.close();
+      await refreshAll();
+    } catch (err) {
+      $("login-error").textContent = err.message;
+      $("login-error").hidden = false;
+    }
+  });
+}
+
+function initPasswordForm() {
+  const change = async (password) => {
+    try {
+      await api("POST", "/api/settings/password", { password });
+      $("new-password").value = "";
+      await refreshSession();
+      showInfo(password ? "The password is set." : "The password is removed.");
+    } catch (err) {
+      showError(err);
+    }
+  };
+  $("password-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    change($("new-password").value);
+  });
+  $("clear-password").addEventListener("click", () => change(null));
+}
+
+async function refreshAll() {
+  lastLibrary = "";
+  await Promise.all([refreshLibrary(), refreshPlayer(), refreshHealth(), refreshSession().catch(() => {})]);
+}
+
+async function main() {
+  initBanner();
+  initLogin();
+  initPasswordForm();
+  initPlayer((id) => currentItems().find((item) => item.id === id)?.name);
+  initUploads(refreshLibrary);
+  let current = null;
+  document.addEventListener("loop:current", (event) => markPlaying((current = event.detail)));
+  setOnChange(() => markPlaying(current));
+  every(3000, refreshLibrary);
+  every(1500, refreshPlayer);
+  every(10000, refreshHealth);
+  try {
+    const session = await refreshSession();
+    if (session.password_set && !session.logged_in) {
+      document.dispatchEvent(new CustomEvent("loop:login-required"));
+      return;
+    }
+  } catch (err) {
+    showError(err);
+  }
+  await refreshAll();
+}
+
+main();
