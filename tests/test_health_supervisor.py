@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -145,7 +146,7 @@ def test_stale_component_is_restarted_with_exponential_backoff() -> None:
         if player.starts > starts:
             restart_times.append(clock.monotonic())
         clock.advance(0.5)  # the component never beats: it fails after every grace period
-    gaps = [b - a for a, b in zip(restart_times, restart_times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(restart_times)]
     # each gap = grace (10 s) + backoff, backoff doubling 1, 2, 4, 8 and capped at 8
     backoffs = [round(g - 10.0) for g in gaps[:5]]
     assert backoffs == [2, 4, 8, 8, 8]
