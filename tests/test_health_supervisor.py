@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 
@@ -292,7 +293,7 @@ def test_stop_sends_stopping_and_stops_in_reverse_order() -> None:
     order: list[str] = []
     for name in ("display", "player", "web"):
         comp = LoopComponent(name, clock)
-        comp.stop = lambda n=name: order.append(n)  # type: ignore[method-assign]
+        comp.stop = functools.partial(order.append, name)  # type: ignore[method-assign]
         sup.register(comp)
     sup.start(background=False)
     sup.stop()
