@@ -1,0 +1,119 @@
+"""The simulated rig in one call: panel, fake spidev, D/C, RESET and backlight, wired up.
+
+``SimWiring().bus`` is a real ``SpidevBus`` over a ``FakeSpiDev``, so the simulator runs the
+same bus code as a Pi; only the ``spidev.SpiDev`` object underneath is fake. The lines are
+connected the way the breakout is: a rising edge on RESET (the end of the pulse) resets the
+panel's controller, and the backlight level lights the glass.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from libloop.clock import Clock, FakeClock
+from libloop.ili9341 import Rotation
+from libloop.transport.backlight import PinBacklight
+from libloop.transport.base import Backlight
+from libloop.transport.spidev_bus import SpidevBus
+from sim.fakespi import DEFAULT_OVERHEAD_S, FakeSpiDev
+from sim.panel import Ili9341Panel
+from sim.pins import FakeBacklight, FakePin
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from libloop.display import Display
+
+__all__ = ["SimWiring"]
+
+
+class SimWiring:
+    """Everything between the ``Display`` and the simulated glass.
+
+    Args:
+        bgr_filter, mirror_x, mirror_y, strict: passed to ``Ili9341Panel``.
+        speed_hz: the SPI clock the bus asks for (the wire-time model uses it).
+        bufsiz: the spidev driver's transfer limit (4096 is the Raspberry Pi OS default).
+        clock: the time base of the panel, the fake bus and the pins. A ``FakeClock`` (the
+            default) is advanced by modelled wire time and by ``sleep``; any other clock is
+            only read, and ``sleep`` really sleeps.
+        pwm_backlight: a dimmable backlight (True) or an on/off line like most breakouts.
+        overhead_s, record_payloads: passed to ``FakeSpiDev``.
+        panel: use this panel instead of building one.
+
+    Attributes:
+        panel, device, bus, dc, reset, backlight, clock.
+    """
+
+    def __init__(
+        self,
+        *,
+        bgr_filter: bool = True,
+        mirror_x: bool = False,
+        mirror_y: bool = False,
+        strict: bool = False,
+        speed_hz: int = 64_000_000,
+        bufsiz: int = 4096,
+        clock: Clock | None = None,
+        pwm_backlight: bool = True,
+        overhead_s: float = DEFAULT_OVERHEAD_S,
+        record_payloads: bool = False,
+        panel: Ili9341Panel | None = None,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else FakeClock(0.0)
+        self.panel = panel or Ili9341Panel(
+            bgr_filter=bgr_filter, mirror_x=mirror_x, mirror_y=mirror_y, strict=strict, clock=self.clock
+        )
+        self.dc = FakePin("dc", clock=self.clock)
+        self.reset = FakePin("reset", initial=True, clock=self.clock, on_change=self._on_reset)
+        self.backlight: Backlight
+        if pwm_backlight:
+            self.backlight = FakeBacklight(clock=self.clock, on_change=self._on_backlight)
+            self.backlight_pin: FakePin | None = None
+        else:
+            self.backlight_pin = FakePin("backlight", clock=self.clock, on_change=self._on_backlight_pin)
+            self.backlight = PinBacklight(self.backlight_pin)
+        self.device = FakeSpiDev(
+            self.panel,
+            self.dc,
+            bufsiz=bufsiz,
+            clock=self.clock,
+            overhead_s=overhead_s,
+            record_payloads=record_payloads,
+        )
+        self.bus = SpidevBus(0, 0, speed_hz=speed_hz, spidev_factory=self._device_factory, bufsiz=bufsiz)
+
+    def __repr__(self) -> str:
+        return f"<SimWiring {self.device!r} {self.clock!r}>"
+
+    def _device_factory(self) -> FakeSpiDev:
+        return self.device
+
+    def _on_reset(self, level: bool) -> None:
+        if level:  # RESX rising edge: the controller starts its reset sequence
+            self.panel.hardware_reset()
+
+    def _on_backlight(self, percent: int) -> None:
+        self.panel.backlight = percent
+
+    def _on_backlight_pin(self, level: bool) -> None:
+        self.panel.backlight = 100 if level else 0
+
+    def sleep(self, seconds: float) -> None:
+        """Wait in simulated time (advance a ``FakeClock``) or really, for any other clock."""
+        if isinstance(self.clock, FakeClock):
+            self.clock.advance(max(0.0, seconds))
+        elif seconds > 0:
+            time.sleep(seconds)
+
+    def display(self, **kwargs: Any) -> Display:
+        """A ``libloop.display.Display`` on this rig; keyword arguments go to its constructor."""
+        from libloop.display import Display
+
+        kwargs.setdefault("sleep", self.sleep)
+        return Display(self.bus, self.dc, self.reset, self.backlight, **kwargs)
+
+    def snapshot(self, rotation: Rotation = Rotation.R0) -> Image.Image:
+        """What the glass shows (``panel.snapshot``)."""
+        return self.panel.snapshot(rotation)
