@@ -8,6 +8,7 @@ from __future__ import annotations
 from sim.fakespi import FakeSpiDev, TranscriptEntry
 from sim.panel import Ili9341Panel, PanelViolation, Violation, ViolationKind
 from sim.pins import FakeBacklight, FakePin
+from sim.viewer import Viewer
 from sim.wiring import SimWiring
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "SimWiring",
     "TranscriptEntry",
     "Violation",
+    "Viewer",
     "ViolationKind",
 ]
