@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from libloop.errors import InvalidChange, ItemNotFound  # noqa: E402
 from libloop.index import Library, NewItem  # noqa: E402
 from libloop.media.framefile import FrameFileWriter  # noqa: E402
 
@@ -49,39 +50,52 @@ def emit(kind: str, op: str, payload: object) -> None:
     sys.stdout.flush()
 
 
-def run(data: Path, seed: int, ops: int) -> None:
-    """Perform ``ops`` seeded random changes, reporting each (see the module docstring)."""
+def run(data: Path, seed: int, ops: int, *, shared: bool = False) -> None:
+    """Perform ``ops`` seeded random changes, reporting each (see the module docstring).
+
+    With ``shared`` another writer works on the same library, so a change built from a stale
+    view may be refused (InvalidChange, ItemNotFound); that is reported as ``REJECT``.
+    """
     rng = random.Random(seed)
     with Library(data) as lib:
         emit("READY", "-", lib.generation)
         for n in range(ops):
-            ids = [i.id for i in lib.items()]
-            choice = rng.random()
-            if not ids or choice < 0.45:
-                item_id = f"s{seed}n{n}"
-                emit("BEGIN", "add", item_id)
-                staged = lib.staging_path()
-                meta = make_frame_file(staged, seed * 1000 + n)
-                lib.add(staged, meta, item_id=item_id)
-                emit("ACK", "add", item_id)
-            elif choice < 0.65:
-                victim = rng.choice(ids)
-                emit("BEGIN", "delete", victim)
-                lib.delete(victim)
-                emit("ACK", "delete", victim)
-            elif choice < 0.85:
-                order = ids[:]
-                rng.shuffle(order)
-                emit("BEGIN", "reorder", order)
-                lib.reorder(order)
-                emit("ACK", "reorder", order)
-            else:
-                target, position = rng.choice(ids), rng.randrange(len(ids))
-                emit("BEGIN", "move", [target, position])
-                lib.move(target, position)
-                emit("ACK", "move", [target, position])
+            try:
+                _one_change(lib, rng, seed, n)
+            except (InvalidChange, ItemNotFound) as err:
+                if not shared:
+                    raise
+                emit("REJECT", "-", str(err))
         emit("DONE", "-", lib.generation)
 
 
+def _one_change(lib: Library, rng: random.Random, seed: int, n: int) -> None:
+    ids = [i.id for i in lib.items()]
+    choice = rng.random()
+    if not ids or choice < 0.45:
+        item_id = f"s{seed}n{n}"
+        emit("BEGIN", "add", item_id)
+        staged = lib.staging_path()
+        meta = make_frame_file(staged, seed * 1000 + n)
+        lib.add(staged, meta, item_id=item_id)
+        emit("ACK", "add", item_id)
+    elif choice < 0.65:
+        victim = rng.choice(ids)
+        emit("BEGIN", "delete", victim)
+        lib.delete(victim)
+        emit("ACK", "delete", victim)
+    elif choice < 0.85:
+        order = ids[:]
+        rng.shuffle(order)
+        emit("BEGIN", "reorder", order)
+        lib.reorder(order)
+        emit("ACK", "reorder", order)
+    else:
+        target, position = rng.choice(ids), rng.randrange(len(ids))
+        emit("BEGIN", "move", [target, position])
+        lib.move(target, position)
+        emit("ACK", "move", [target, position])
+
+
 if __name__ == "__main__":
-    run(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))
+    run(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), shared=len(sys.argv) > 4)

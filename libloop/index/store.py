@@ -297,8 +297,9 @@ class Library:
     def _undo_add(self, item_id: str, final: Path) -> None:
         """Best effort after a failed add; whatever is left, start-up recovery finishes."""
         try:
-            durable.unlink(final)
-            durable.fsync_dir(self.frames_dir)
+            # The intent may only go once the unlink is durable; otherwise recovery finishes it.
+            if durable.unlink(final):
+                durable.fsync_dir(self.frames_dir)
             with self._transaction("cleaning up a failed add") as conn:
                 conn.execute("DELETE FROM pending WHERE op = 'add' AND item_id = ?", (item_id,))
         except (OSError, sqlite3.Error, LibraryError) as err:
