@@ -1,0 +1,205 @@
+"""The one entry point of the media pipeline: ``import_media(src, dest, options, progress)``.
+
+Decode (by content) → composite → fit to the panel → RGB565 (dithered by default) → frame
+file, one frame at a time, written atomically to ``dest``. Used by ``loop import`` and, through
+``ImportQueue``, by the web app. Consecutive frames that come out identical on the panel are
+merged into one longer frame (less to store, nothing to send).
+
+Any failure raises a ``MediaError`` subclass (or ``DiskFull``) with one sentence and leaves no
+file behind; an unexpected exception inside a decoder is reported as ``CorruptMedia`` so hostile
+input can never surface as anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from libloop.color import rgb888_to_rgb565
+from libloop.errors import CorruptMedia, LoopError, MediaTooLarge
+from libloop.media.decode import DelayPolicy, Kind, open_media
+from libloop.media.fit import FitMode, fit_frame, scaled_size
+from libloop.media.framefile import MAX_SIDE, FrameFileWriter
+from libloop.media.limits import Limits
+
+__all__ = ["ImportOptions", "ImportResult", "content_hash", "import_media"]
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """How to convert media for the panel.
+
+    Attributes:
+        width, height: the logical panel size for the configured rotation (240x320 portrait).
+        fit: contain (letterbox), cover (crop) or stretch.
+        background: RGB of letterbox bars and of transparent pixels.
+        dither: ordered dithering in the RGB565 conversion (less banding in gradients).
+        limits: what is accepted (see ``Limits``).
+        short_delay_ms, min_delay_ms, still_ms: the frame delay policy (see ``DelayPolicy``).
+    """
+
+    width: int = 240
+    height: int = 320
+    fit: FitMode = FitMode.CONTAIN
+    background: tuple[int, int, int] = (0, 0, 0)
+    dither: bool = True
+    limits: Limits = field(default_factory=Limits)
+    short_delay_ms: int = 100
+    min_delay_ms: int = 20
+    still_ms: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not (1 <= self.width <= MAX_SIDE and 1 <= self.height <= MAX_SIDE):
+            raise ValueError(f"panel size {self.width}x{self.height} is outside 1..{MAX_SIDE}")
+        if len(self.background) != 3 or not all(0 <= c <= 255 for c in self.background):
+            raise ValueError(f"background must be three 0..255 values, got {self.background!r}")
+        object.__setattr__(self, "fit", FitMode(self.fit))
+
+    @property
+    def delays(self) -> DelayPolicy:
+        return DelayPolicy(
+            short_delay_ms=self.short_delay_ms, min_delay_ms=self.min_delay_ms, still_ms=self.still_ms
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What an import produced.
+
+    Attributes:
+        kind: "gif" for any animation (GIF, APNG, animated WebP), "image" for a still, "video".
+        frames: frames in the frame file (identical consecutive frames merged).
+        duration_ms: one pass through all frames.
+        width, height: the SOURCE size (after EXIF orientation / video rotation).
+        loop_count: 0 = loop forever, n = play n times (see decode_gif for GIF's mapping).
+        content_hash: sha256 hex of the source file's bytes.
+        truncated: the input was cut at a limit (max frames or max video seconds).
+        format: the detected container/format ("GIF", "PNG", "JPEG", "mov", "matroska", ...).
+        path: the frame file written.
+    """
+
+    kind: Kind
+    frames: int
+    duration_ms: int
+    width: int
+    height: int
+    loop_count: int
+    content_hash: str
+    truncated: bool
+    format: str
+    path: Path
+
+
+def content_hash(path: Path, chunk: int = 1 << 20) -> str:
+    """sha256 hex of a file's bytes, read in chunks (never the whole file in memory)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _Monotonic:
+    """Forwards progress in 0..1, never backwards and without floods of tiny steps."""
+
+    def __init__(self, callback: Progress | None) -> None:
+        self.callback = callback
+        self.last = -1.0
+
+    def __call__(self, value: float) -> None:
+        value = min(1.0, max(0.0, value))
+        if self.callback is not None and (value >= self.last + 0.005 or (value == 1.0 and self.last < 1.0)):
+            self.last = value
+            self.callback(value)
+
+
+def import_media(
+    src: Path,
+    dest: Path,
+    options: ImportOptions | None = None,
+    progress: Progress | None = None,
+    *,
+    name: str | None = None,
+) -> ImportResult:
+    """Convert ``src`` into a display-ready frame file at ``dest`` (written atomically).
+
+    Args:
+        src: the uploaded file; recognised by content, its name does not matter.
+        dest: where the frame file goes (its directory must exist).
+        options: panel size, fit, colours, limits and delay policy.
+        progress: called with 0..1, monotonically, ending with 1.0 on success.
+        name: how to call the file in error messages (defaults to ``src.name``).
+
+    Raises:
+        EmptyMedia, UnsupportedMedia, CorruptMedia, MediaTooLarge: bad input (nothing written).
+        MissingExtra: a video and PyAV is not installed.
+        DiskFull: the disk filled up (nothing left behind).
+    """
+    opts = options or ImportOptions()
+    label = name or Path(src).name
+    report = _Monotonic(progress)
+    report(0.0)
+    src = Path(src)
+
+    def prescale(w: int, h: int) -> tuple[int, int]:
+        return scaled_size(w, h, opts.width, opts.height, opts.fit)
+
+    try:
+        source = open_media(src, limits=opts.limits, delays=opts.delays, prescale=prescale, name=label)
+        digest = content_hash(src)
+    except LoopError:
+        raise
+    except MemoryError as exc:
+        raise MediaTooLarge(f"{label} needs more memory to decode than this device has.") from exc
+    except Exception as exc:
+        raise CorruptMedia(
+            f"{label} could not be decoded ({type(exc).__name__}); it may be damaged."
+        ) from exc
+    with source, FrameFileWriter(dest, opts.width, opts.height, loop_count=source.loop_count) as writer:
+        pending: npt.NDArray[np.uint8] | None = None
+        pending_ms = 0
+        total_ms = 0
+        try:
+            for frame in source.frames():
+                rgb = fit_frame(frame.image, opts.width, opts.height, opts.fit, opts.background)
+                rgb565 = rgb888_to_rgb565(rgb, dither=opts.dither)
+                if pending is not None and np.array_equal(pending, rgb565):
+                    pending_ms += frame.duration_ms
+                else:
+                    if pending is not None:
+                        writer.add_frame(pending, pending_ms)
+                    pending, pending_ms = rgb565, frame.duration_ms
+                total_ms += frame.duration_ms
+                report(0.99 * frame.progress)
+        except LoopError:
+            raise
+        except MemoryError as exc:
+            raise MediaTooLarge(f"{label} needs more memory to decode than this device has.") from exc
+        except Exception as exc:
+            raise CorruptMedia(
+                f"{label} could not be decoded ({type(exc).__name__}); it may be damaged."
+            ) from exc
+        if pending is not None:
+            writer.add_frame(pending, min(pending_ms, 0xFFFFFFFF))
+        writer.commit()
+        frames = writer.frame_count
+    report(1.0)
+    return ImportResult(
+        kind=source.kind,
+        frames=frames,
+        duration_ms=total_ms,
+        width=source.width,
+        height=source.height,
+        loop_count=source.loop_count,
+        content_hash=digest,
+        truncated=source.truncated,
+        format=source.format,
+        path=Path(dest),
+    )
