@@ -300,7 +300,12 @@ def render_preview(frame_path: Path, dest: Path) -> None:
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
     try:
         images[0].save(
-            tmp, format="GIF", save_all=len(images) > 1, append_images=images[1:], duration=durations, loop=0
+            tmp,
+            format="GIF",
+            save_all=len(images) > 1,
+            append_images=images[1:],
+            duration=durations if len(images) > 1 else durations[0],
+            loop=0,
         )
         tmp.replace(dest)
     finally:

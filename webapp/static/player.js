@@ -78,9 +78,9 @@ function startLiveView() {
   img.src = `/api/display.png?t=${Date.now()}`;
 }
 
-function fmtBytes(n) {
-  if (typeof n !== "number") return "?";
-  return n > 1e9 ? `${(n / 1e9).toFixed(1)} GB` : `${Math.round(n / 1e6)} MB`;
+function componentsOf(health) {
+  const comps = health.components || [];
+  return Array.isArray(comps) ? comps : Object.entries(comps).map(([name, c]) => ({ name, ...c }));
 }
 
 export async function refreshHealth() {
@@ -88,37 +88,43 @@ export async function refreshHealth() {
   try {
     health = await api("GET", "/api/health");
   } catch (err) {
-    $("health-pill").textContent = "unreachable";
+    $("health-pill").textContent = err.status === 401 ? "locked" : "unreachable";
     $("health-pill").className = "pill bad";
     return;
   }
-  const ok = health.ok !== false && health.status !== "failed" && health.status !== "degraded";
-  $("health-pill").textContent = ok ? "healthy" : health.status || "problem";
+  const state = health.state || "ok";
+  const words = { ok: "healthy", starting: "starting", degraded: "degraded", emergency: "problem", exiting: "restarting" };
+  const res = health.resources || {};
+  const ok = (state === "ok" || state === "starting") && res.level !== "critical";
+  $("health-pill").textContent = res.level === "critical" && state === "ok" ? "attention" : words[state] || state;
   $("health-pill").className = `pill ${ok ? "good" : "bad"}`;
   const wifi = health.wifi || {};
-  const wifiText = wifi.connected === false ? "Wi-Fi off" : wifi.ssid ? `Wi-Fi: ${wifi.ssid}` : wifi.connected ? "Wi-Fi on" : "Wi-Fi ?";
-  const signal = typeof wifi.signal_percent === "number" ? ` ${wifi.signal_percent}%` : "";
-  $("wifi-pill").textContent = wifiText + signal;
+  let wifiText = "Wi-Fi ?";
+  if (wifi.connected === false) wifiText = "Wi-Fi off";
+  else if (wifi.connected) wifiText = wifi.ssid ? `Wi-Fi: ${wifi.ssid}` : "Wi-Fi on";
+  if (wifi.connected && typeof wifi.signal_percent === "number") wifiText += ` ${wifi.signal_percent}%`;
+  $("wifi-pill").textContent = wifiText;
+  $("wifi-pill").title = wifi.detail || (wifi.ip ? `Address ${wifi.ip}` : "Wi-Fi");
   $("wifi-pill").className = `pill ${wifi.connected === false ? "bad" : "good"}`;
+
   const detail = $("health-detail");
   detail.replaceChildren();
-  const components = health.components || {};
   const list = el("ul", { class: "components" });
-  for (const [name, comp] of Object.entries(components)) {
-    const state = typeof comp === "object" && comp ? comp.state || comp.status || (comp.alive ? "alive" : "not alive") : String(comp);
-    list.append(el("li", {}, el("strong", {}, name), " ", state));
+  for (const comp of componentsOf(health)) {
+    const text = comp.alive === false ? `${comp.state || "not alive"}${comp.detail ? ": " + comp.detail : ""}` : comp.state || "alive";
+    list.append(el("li", {}, el("strong", {}, comp.name || "?"), " ", text));
   }
   if (list.children.length) detail.append(list);
-  const res = health.resources || {};
   const parts = [];
-  if (res.disk_free_bytes !== undefined) parts.push(`Free space: ${fmtBytes(res.disk_free_bytes)}`);
-  if (res.memory_rss_bytes !== undefined) parts.push(`Memory: ${fmtBytes(res.memory_rss_bytes)}`);
-  if (res.cpu_temp_c !== undefined && res.cpu_temp_c !== null) parts.push(`CPU ${Math.round(res.cpu_temp_c)} °C`);
+  if (typeof res.disk_free_mb === "number") parts.push(`Free space: ${res.disk_free_mb} MB`);
+  if (typeof res.process_rss_mb === "number") parts.push(`Memory: ${res.process_rss_mb} MB`);
+  if (typeof res.temperature_c === "number") parts.push(`CPU ${Math.round(res.temperature_c)} °C`);
   if (parts.length) detail.append(el("p", {}, parts.join(" · ")));
-  const faults = health.faults || health.recent_faults || [];
-  if (faults.length) {
+  const problems = [...(res.problems || [])];
+  for (const fault of (health.faults || []).slice(-5)) problems.push(fault.message || JSON.stringify(fault));
+  if (problems.length) {
     const fl = el("ul", { class: "faults" });
-    for (const fault of faults.slice(-5)) fl.append(el("li", {}, fault.message || JSON.stringify(fault)));
+    for (const text of problems) fl.append(el("li", {}, text));
     detail.append(el("p", {}, "Recent problems:"), fl);
   }
   if (!detail.children.length) detail.append(el("p", { class: "muted" }, "No details reported."));

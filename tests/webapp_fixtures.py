@@ -1,0 +1,162 @@
+"""The web app's test device: ``webapp.services.Services`` built from the real parts.
+
+A real ``Library`` in a temporary data directory, the real ``ImportQueue`` (inline worker),
+the real ``Player`` on a real ``Display`` over the simulated rig (``sim.wiring.SimWiring``),
+a real ``Supervisor`` and ``ResourceMonitor``. Nothing here imitates the API's behaviour;
+``loopapp.device.Device`` is the production composition of the same parts.
+
+By default the player runs single-threaded on a fake clock: tests call ``pump()`` to let it
+play, which keeps them deterministic. ``threaded=True`` (the browser tests) runs the player
+on its own thread with the real clock, as on the device.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from flask import Flask
+
+from libloop.clock import FakeClock, MonotonicClock
+from libloop.color import rgb888_to_rgb565
+from libloop.health import FakeWifi, ResourceMonitor, Supervisor
+from libloop.index import Item, Library, NewItem
+from libloop.media.framefile import FrameFileWriter
+from libloop.player.player import Player
+from sim.wiring import SimWiring
+from webapp import create_app
+
+MB = 1024 * 1024
+
+
+class SimServices:
+    """The services the web app needs, on a simulated panel (see the module docstring)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        threaded: bool = False,
+        max_upload_bytes: int = 16 * MB,
+        disk_usage: Callable[[str], Any] | None = None,
+    ) -> None:
+        from libloop.media.jobs import ImportQueue
+
+        self.data_dir = data_dir
+        self.upload_dir = data_dir / "incoming"
+        self.preview_dir = data_dir / "previews"
+        self.upload_dir.mkdir(parents=True, exist_ok=True)
+        self.max_upload_bytes = max_upload_bytes
+        self.threaded = threaded
+        self.library = Library(data_dir).open()
+        self.imports = ImportQueue(self.library, worker="thread" if threaded else "inline")
+        clock = MonotonicClock() if threaded else FakeClock(0.0)
+        self.wiring = SimWiring(clock=clock)
+        self.display = self.wiring.display()
+        self.display.open()
+        self.player = Player(self.display, self.library, clock=clock)
+        self.resources = ResourceMonitor(data_dir, **({"disk_usage": disk_usage} if disk_usage else {}))
+        self.wifi_monitor = FakeWifi()
+        self.supervisor = Supervisor(clock)
+        self.supervisor.add_section("resources", self.resources.snapshot)
+        self.supervisor.add_section("wifi", lambda: self.wifi_monitor.status().to_dict())
+        if threaded:
+            self.player.start()
+
+    # --- the Services protocol ---------------------------------------------------------
+
+    def delete_item(self, item_id: str) -> None:
+        self.library.get(item_id)
+        self.player.evict(item_id)
+        try:
+            self.library.delete(item_id)
+        except BaseException:
+            self.player.unban(item_id)
+            raise
+
+    def display_png(self) -> bytes:
+        out = io.BytesIO()
+        self.wiring.snapshot().save(out, format="PNG")
+        return out.getvalue()
+
+    def health(self) -> Mapping[str, Any]:
+        return self.supervisor.snapshot()
+
+    def wifi(self) -> Mapping[str, Any]:
+        return self.wifi_monitor.status().to_dict()
+
+    def check_upload(self, size: int | None) -> None:
+        self.resources.check_upload(size or 0)
+
+    # --- test helpers --------------------------------------------------------------------
+
+    def pump(self, seconds: float = 0.5) -> None:
+        """Let the single-threaded player play ``seconds`` of simulated time."""
+        if not self.threaded:
+            self.player.run_until(self.player.clock.monotonic() + seconds)
+
+    def close(self) -> None:
+        self.player.stop()
+        close_imports = getattr(self.imports, "close", None)
+        if close_imports is not None:
+            close_imports()
+        self.display.close()
+        self.library.close()
+
+
+def add_solid_item(
+    library: Library, name: str, colors: list[tuple[int, int, int]], duration_ms: int = 100
+) -> Item:
+    """Add an item whose frames are solid colours, straight through the frame-file writer."""
+    width, height = 240, 320
+    path = library.staging_path()
+    with FrameFileWriter(path, width, height) as writer:
+        for color in colors:
+            rgb = np.empty((height, width, 3), dtype=np.uint8)
+            rgb[:] = color
+            writer.add_frame(rgb888_to_rgb565(rgb), duration_ms)
+        writer.commit()
+    meta = NewItem(
+        name=name,
+        kind="gif" if len(colors) > 1 else "image",
+        frames=len(colors),
+        duration_ms=duration_ms * len(colors),
+        width=width,
+        height=height,
+        source_name=name,
+        content_hash=f"test-{name}-{colors}",
+    )
+    return library.add(path, meta)
+
+
+def gif_bytes(colors: list[tuple[int, int, int]], size: tuple[int, int] = (48, 64)) -> bytes:
+    """A small animated GIF (one solid colour a frame), as uploaded by a person."""
+    from PIL import Image
+
+    frames = [Image.new("RGB", size, color) for color in colors]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return out.getvalue()
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Iterator[SimServices]:
+    """A simulated device in a temporary data directory (single-threaded player)."""
+    svc = SimServices(tmp_path / "data")
+    try:
+        yield svc
+    finally:
+        svc.close()
+
+
+@pytest.fixture
+def app(device: SimServices) -> Flask:
+    """The web app on the simulated device."""
+    return create_app(device, {"TESTING": True})
+
+
+CSRF = {"X-Loop-Request": "1"}
