@@ -59,7 +59,7 @@ class StuckThreads:
         if limit < 1:
             raise ValueError("the stuck-thread limit must be at least 1")
         self.limit = limit
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._stuck: dict[int, str] = {}
         self._ids = itertools.count(1)
         self._total = 0
@@ -76,6 +76,12 @@ class StuckThreads:
         """The abandoned call finally returned; its thread is gone."""
         with self._lock:
             self._stuck.pop(token, None)
+            self._lock.notify_all()
+
+    def wait_clear(self, timeout: float) -> bool:
+        """Wait until no thread is stuck (e.g. before a clean exit); True if none is."""
+        with self._lock:
+            return self._lock.wait_for(lambda: not self._stuck, timeout)
 
     @property
     def count(self) -> int:
