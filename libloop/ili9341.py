@@ -30,8 +30,18 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING, cast
 
-from libloop._types import Buffer
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    import numpy as np
+    import numpy.typing as npt
+
+    from libloop._types import Buffer
+
+    #: Any C-contiguous bytes-like object, including a numpy uint8 array.
+    PixelData: TypeAlias = Buffer | npt.NDArray[np.uint8]
 
 __all__ = [
     "MADCTL_BGR",
@@ -314,8 +324,8 @@ def set_window(x0: int, y0: int, x1: int, y1: int, rotation: Rotation = Rotation
     ]
 
 
-def _as_bytes_view(data: Buffer) -> memoryview:
-    view = memoryview(data)
+def _as_bytes_view(data: PixelData) -> memoryview:
+    view = memoryview(cast("Buffer", data))  # numpy arrays export the buffer protocol
     if view.format == "B" and view.ndim == 1:
         return view
     try:
@@ -327,7 +337,7 @@ def _as_bytes_view(data: Buffer) -> memoryview:
         ) from exc
 
 
-def write_pixels(data: Buffer, *, continue_: bool = False) -> list[Op]:
+def write_pixels(data: PixelData, *, continue_: bool = False) -> list[Op]:
     """RAMWR (or RAMWRC to continue where the last write stopped) and the pixel bytes.
 
     The data goes out as one zero-copy transfer; splitting it to the bus limit is the
@@ -339,7 +349,7 @@ def write_pixels(data: Buffer, *, continue_: bool = False) -> list[Op]:
     return [head, Transfer(True, view)] if len(view) else [head]
 
 
-def blit(x0: int, y0: int, x1: int, y1: int, data: Buffer, rotation: Rotation = Rotation.R0) -> list[Op]:
+def blit(x0: int, y0: int, x1: int, y1: int, data: PixelData, rotation: Rotation = Rotation.R0) -> list[Op]:
     """Window, RAMWR and exactly ``w * h`` RGB565 pixels for the inclusive rectangle.
 
     Raises:
@@ -401,7 +411,7 @@ def read_length(x0: int, y0: int, x1: int, y1: int) -> int:
     return 1 + 3 * (x1 - x0 + 1) * (y1 - y0 + 1)
 
 
-def decode_read(data: Buffer, width: int, height: int) -> bytes:
+def decode_read(data: PixelData, width: int, height: int) -> bytes:
     """Strip the dummy byte from a RAMRD answer: ``width * height`` pixels of 3 bytes (RGB666 high bits).
 
     Raises:

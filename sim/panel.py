@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -223,13 +224,15 @@ class Ili9341Panel:
         """A pulse on RESX: registers to their defaults, memory kept, 5 ms before commands."""
         self._after_reset()
 
-    def write(self, data: Buffer, dc: bool) -> None:
+    def write(self, data: Buffer | U8, dc: bool) -> None:
         """One SPI transfer: ``dc`` False = every byte is a command, True = parameters or pixels.
 
         Raises:
             PanelViolation: strict mode, and the transfer breaks a datasheet rule.
         """
-        view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+        view = memoryview(cast(Buffer, data))  # numpy arrays export the buffer protocol
+        if view.ndim != 1 or view.format != "B":
+            view = view.cast("B")
         if len(view) == 0:
             return
         self.transfers += 1
