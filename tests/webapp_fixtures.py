@@ -59,7 +59,12 @@ class SimServices:
         self.display = self.wiring.display()
         self.display.open()
         self.player = Player(self.display, self.library, clock=clock)
-        self.resources = ResourceMonitor(data_dir, **({"disk_usage": disk_usage} if disk_usage else {}))
+        self.resources = (
+            ResourceMonitor(data_dir)
+            if disk_usage is None
+            else ResourceMonitor(data_dir, disk_usage=disk_usage)
+        )
+        self.resources.sample()
         self.wifi_monitor = FakeWifi()
         self.supervisor = Supervisor(clock)
         self.supervisor.add_section("resources", self.resources.snapshot)

@@ -135,12 +135,18 @@ class Services(Protocol):
         max_upload_bytes: the largest request body ``POST /api/media`` accepts.
     """
 
-    library: LibraryLike
-    imports: ImportsLike
-    player: PlayerLike
-    upload_dir: Path
-    preview_dir: Path
-    max_upload_bytes: int
+    @property
+    def library(self) -> LibraryLike: ...
+    @property
+    def imports(self) -> ImportsLike: ...
+    @property
+    def player(self) -> PlayerLike: ...
+    @property
+    def upload_dir(self) -> Path: ...
+    @property
+    def preview_dir(self) -> Path: ...
+    @property
+    def max_upload_bytes(self) -> int: ...
 
     def delete_item(self, item_id: str) -> None:
         """Evict the item from the player, then delete it from the library.
