@@ -174,3 +174,28 @@ class LegacyIndexError(LibraryError):
     """An old device's media_index.json could not be imported."""
 
     code = "legacy_index_error"
+
+
+# --- media import jobs (appended) --------------------------------------------------------
+
+
+class ImportWorkerError(MediaError):
+    """The worker process converting an upload stopped without a result (e.g. killed for memory)."""
+
+    code = "import_worker_failed"
+
+
+class JobNotFound(LoopError):
+    """No import job with that id is known."""
+
+    code = "not_found"
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"No import job with id {job_id!r} is known; it may have finished long ago.")
+
+
+class ImportQueueClosed(LoopError):
+    """The import queue is shut down and takes no more uploads."""
+
+    code = "import_queue_closed"
