@@ -575,8 +575,7 @@ class Player:
         if want == self._asleep:
             return
         if want:
-            self._guard(lambda: self.display.set_brightness(0))
-            self._guard(self.display.sleep)
+            self._guard(self.display.sleep)  # backlight off, then SLPIN
             self._asleep = True
             with self._moved:
                 self._panel = None  # redrawn whole, backlight off, before it is seen again
@@ -584,6 +583,9 @@ class Player:
         else:
             self._asleep = False
             self._backlight_pending = True
+            # Wake with the backlight off; it comes back after the first whole frame is drawn, so
+            # nothing stale (an evicted item, say) is ever lit.
+            self._guard(lambda: self.display.set_brightness(0))
             self._guard(self.display.wake)
             if self._turn is not None:
                 self._turn.timeline.reanchor(max(self._turn.shown, 0), now)
