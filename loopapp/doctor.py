@@ -60,7 +60,7 @@ def _check_bufsiz(sysfs: Path) -> Check:
     return Check(
         "spidev bufsiz",
         False,
-        f"{value} bytes per transfer: a frame needs {153600 // value} transfers",
+        f"{value} bytes per transfer: a frame needs {-(-153600 // value)} transfers",
         f"Add spidev.bufsiz={BUFSIZ_WANTED} to the single line of /boot/firmware/cmdline.txt, then reboot",
     )
 
