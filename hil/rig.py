@@ -69,7 +69,7 @@ def read_back(display: Display, x0: int, y0: int, x1: int, y1: int) -> U8:
     raw = display.bus.read(ili9341.read_length(x0, y0, x1, y1))
     w, h = x1 - x0 + 1, y1 - y0 + 1
     pixels = np.frombuffer(ili9341.decode_read(raw, w, h), dtype=np.uint8).reshape(h, w, 3)
-    return pixels & 0xFC
+    return np.bitwise_and(pixels, np.uint8(0xFC))
 
 
 class SimRig(Rig):

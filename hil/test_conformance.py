@@ -76,7 +76,7 @@ def test_every_rotation_shows_the_card_upright(rig: Rig, rotation: Rotation) -> 
     display = rig.open(rotation)
     w, h = logical_size(rotation)
     card = pattern(w, h)
-    display.show_frame(rgb888_to_rgb565(card))
+    display.show_frame(rgb888_to_rgb565(card).data)
     expect_memory(rig, display, card, 0, 0)
     expect_glass(rig, rotation, card)
 
@@ -89,10 +89,10 @@ def test_every_rotation_shows_the_card_upright(rig: Rig, rotation: Rotation) -> 
 def test_partial_windows_change_only_their_pixels(rig: Rig, window: tuple[int, int, int, int]) -> None:
     display = rig.open()
     base = np.full((320, 240, 3), (0, 0, 64), np.uint8)
-    display.show_frame(rgb888_to_rgb565(base))
+    display.show_frame(rgb888_to_rgb565(base).data)
     x0, y0, x1, y1 = window
     patch = pattern(x1 - x0 + 1, y1 - y0 + 1)
-    display.blit(x0, y0, x1, y1, rgb888_to_rgb565(patch))
+    display.blit(x0, y0, x1, y1, rgb888_to_rgb565(patch).data)
     expected = base.copy()
     expected[y0 : y1 + 1, x0 : x1 + 1] = patch
     expect_memory(rig, display, patch, x0, y0)
@@ -106,7 +106,7 @@ def test_full_frame_throughput(rig: Rig) -> None:
     start_bytes = display.stats.bytes
     start = time.perf_counter()
     for i in range(count):
-        display.show_frame(frames[i % 2])
+        display.show_frame(frames[i % 2].data)
     elapsed = time.perf_counter() - start
     sent = display.stats.bytes - start_bytes
     assert sent >= count * 240 * 320 * 2
@@ -127,7 +127,7 @@ def test_recovers_after_reset(rig: Rig) -> None:
     display.reinit()  # hardware reset + init, as the supervisor does after a fault
     assert display.is_open and display.is_on
     card = pattern(240, 320)
-    display.show_frame(rgb888_to_rgb565(card))
+    display.show_frame(rgb888_to_rgb565(card).data)
     expect_memory(rig, display, card, 0, 0)
     expect_glass(rig, Rotation.R0, card)
 
@@ -137,7 +137,7 @@ def test_frame_memory_reads_back_what_was_written(rig: Rig) -> None:
         pytest.skip("MISO is not wired on this rig (set LOOP_HIL_MISO=1 if it is)")
     display = rig.open(Rotation.R90)
     card = pattern(64, 48)
-    display.blit(100, 50, 163, 97, rgb888_to_rgb565(card))
+    display.blit(100, 50, 163, 97, rgb888_to_rgb565(card).data)
     seen = rig.observe(display, 100, 50, 163, 97)
     assert seen is not None
     assert np.array_equal(seen, quantize(card) & 0xFC)
