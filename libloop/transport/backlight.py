@@ -112,7 +112,7 @@ class SysfsPwmBacklight:
             return
         if not self.chip_dir.is_dir():
             raise DeviceNotFound(
-                f"{self.chip_dir} does not exist; add 'dtoverlay=pwm,pin=18,func=2' to "
+                f"The PWM chip {self.chip_dir} does not exist; add 'dtoverlay=pwm,pin=18,func=2' to "
                 "/boot/firmware/config.txt and reboot, or use an on/off backlight pin."
             )
         if not self.channel_dir.is_dir():

@@ -148,7 +148,7 @@ class SpidevBus:
             dev.open(self.bus, self.device)
         except FileNotFoundError:
             raise DeviceNotFound(
-                f"{self.path} does not exist; enable SPI with 'sudo raspi-config nonint do_spi 0' "
+                f"The SPI device {self.path} does not exist; enable SPI with 'sudo raspi-config nonint do_spi 0' "
                 "(or dtparam=spi=on in /boot/firmware/config.txt) and reboot."
             ) from None
         except PermissionError:
@@ -167,7 +167,7 @@ class SpidevBus:
         except (OSError, TypeError) as exc:
             dev.close()
             raise TransportError(
-                f"{self.path} refused {self.speed_hz} Hz, mode {self.mode} ({exc}); pick a supported clock and mode."
+                f"The SPI device {self.path} refused {self.speed_hz} Hz, mode {self.mode} ({exc}); pick a supported clock and mode."
             ) from exc
         self.max_transfer = _transfer_size(bufsiz)
         self._dev = dev
@@ -184,7 +184,7 @@ class SpidevBus:
     def _require_open(self) -> Any:
         dev = self._dev
         if dev is None:
-            raise TransportError(f"{self.path} is not open; call open() before writing.")
+            raise TransportError(f"The SPI device {self.path} is not open; call open() before writing.")
         return dev
 
     def write(self, data: Buffer) -> None:
