@@ -44,8 +44,6 @@ class SimServices:
         max_upload_bytes: int = 16 * MB,
         disk_usage: Callable[[str], Any] | None = None,
     ) -> None:
-        from libloop.media.jobs import ImportQueue
-
         self.data_dir = data_dir
         self.upload_dir = data_dir / "incoming"
         self.preview_dir = data_dir / "previews"
@@ -53,7 +51,7 @@ class SimServices:
         self.max_upload_bytes = max_upload_bytes
         self.threaded = threaded
         self.library = Library(data_dir).open()
-        self.imports = ImportQueue(self.library, worker="thread" if threaded else "inline")
+        self._imports: Any = None
         clock = MonotonicClock() if threaded else FakeClock(0.0)
         self.wiring = SimWiring(clock=clock)
         self.display = self.wiring.display()
@@ -73,6 +71,15 @@ class SimServices:
             self.player.start()
 
     # --- the Services protocol ---------------------------------------------------------
+
+    @property
+    def imports(self) -> Any:
+        """The import queue, made on first use."""
+        if self._imports is None:
+            from libloop.media.jobs import ImportQueue
+
+            self._imports = ImportQueue(self.library, worker="thread" if self.threaded else "inline")
+        return self._imports
 
     def delete_item(self, item_id: str) -> None:
         self.library.get(item_id)
@@ -106,7 +113,7 @@ class SimServices:
 
     def close(self) -> None:
         self.player.stop()
-        close_imports = getattr(self.imports, "close", None)
+        close_imports = getattr(self._imports, "close", None)
         if close_imports is not None:
             close_imports()
         self.display.close()
