@@ -25,8 +25,8 @@ from libloop.media.limits import Limits
 
 __all__ = ["PillowSource", "open_picture"]
 
-#: Pillow formats accepted (MPO is how many cameras and phones store JPEGs).
-FORMATS = ("PNG", "JPEG", "MPO", "BMP", "WEBP")
+#: Pillow formats accepted (the JPEG opener also yields MPO, how many cameras store JPEGs).
+FORMATS = ("PNG", "JPEG", "BMP", "WEBP")
 
 #: EXIF orientations that swap width and height.
 _TRANSPOSED = {5, 6, 7, 8}
@@ -117,6 +117,7 @@ def open_picture(
         CorruptMedia: the header is damaged.
         MediaTooLarge: over the limits, or a decompression bomb.
     """
+    Image.init()  # register every plugin, so that ``formats`` can name WEBP
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

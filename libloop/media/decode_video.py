@@ -56,6 +56,8 @@ class VideoSource(MediaSource):
         self.loop_count = 0
         try:
             self._container = av.open(str(path), mode="r")
+        except av.error.EOFError as exc:
+            raise EmptyMedia(f"{name} is a video with no frames in it (zero length, or cut short).") from exc
         except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
             raise CorruptMedia(f"{name} is a damaged or unreadable video; upload it again.") from exc
         try:

@@ -1,0 +1,351 @@
+"""The import queue: uploads converted one at a time, out of the playback process's way.
+
+``ImportQueue.submit`` takes ownership of an uploaded file and returns a ``Job`` at once; a
+dispatcher thread runs the imports one after another. With ``worker="process"`` (the device)
+each import runs in a fresh ``spawn``-ed child process at lower priority (``os.nice(10)``), so
+decoding a video never competes with the player for the GIL or at equal CPU priority, and
+whatever memory a decoder used goes back to the system when the child exits. The child reports
+progress and its result through a pipe. ``worker="inline"`` runs the import in the dispatcher
+thread (tests, scripts).
+
+On success the parent hands the frame file to the library: ``library.add(frame_file, NewItem)``;
+the frame file is written to ``library.staging_path()`` (same file system, so ``add`` is a
+rename). Whatever happens, the uploaded source file is removed when its job ends, and a failed
+job leaves no frame file behind.
+
+Duplicates: every job's ``content_hash`` (sha256 of the upload) ends up in the item. With
+``dedupe=True`` the queue hashes the upload first and, if ``library.find_by_hash`` knows it,
+finishes the job with the existing item instead of importing it again; by default
+(``dedupe=False``) the caller decides and duplicates are imported as new items.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import secrets
+import threading
+import unicodedata
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from libloop.errors import ImportQueueClosed, ImportWorkerError, JobNotFound, LoopError
+from libloop.index.items import MAX_NAME, Item, NewItem
+from libloop.media.importer import ImportOptions, ImportResult, content_hash, import_media
+
+__all__ = ["ImportQueue", "Job", "JobStatus", "item_name"]
+
+JobStatus = Literal["queued", "running", "done", "failed"]
+
+#: Finished jobs remembered for ``get``/``jobs`` (older ones are forgotten).
+KEEP_FINISHED = 200
+
+
+class LibraryLike(Protocol):
+    """What the queue needs of ``libloop.index.Library``."""
+
+    def staging_path(self, suffix: str = ".loop") -> Path: ...
+
+    def add(self, frame_file: Path, meta: NewItem) -> Item: ...
+
+    def find_by_hash(self, content_hash: str) -> Item | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A snapshot of one import job (the queue keeps the live state)."""
+
+    id: str
+    filename: str
+    status: JobStatus
+    progress: float
+    item: Item | None = None
+    error: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The HTTP API's import-job JSON shape."""
+        return {
+            "id": self.id,
+            "filename": self.filename,
+            "status": self.status,
+            "progress": round(self.progress, 4),
+            "item": self.item.to_dict() if self.item is not None else None,
+            "error": dict(self.error) if self.error is not None else None,
+        }
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed")
+
+
+def item_name(filename: str) -> str:
+    """A display name from an uploaded file name: no directories, no extension, printable, 1..200 chars."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = base.rsplit(".", 1)[0] if "." in base.strip(".") else base
+    clean = "".join(c if unicodedata.category(c)[0] not in "CZ" or c == " " else " " for c in stem)
+    clean = " ".join(clean.split())[:MAX_NAME].strip()
+    return clean or "untitled"
+
+
+@dataclass(slots=True)
+class _Task:
+    job: Job
+    src: Path
+
+
+def _child_main(conn: Any, src: str, dest: str, options: ImportOptions, name: str) -> None:
+    """Worker process body: lower priority, import, report progress and the result through ``conn``."""
+    with contextlib.suppress(OSError):
+        os.nice(10)
+    try:
+        result = import_media(Path(src), Path(dest), options, lambda p: conn.send(("progress", p)), name=name)
+        conn.send(("ok", dataclasses.asdict(result)))
+    except LoopError as exc:
+        conn.send(("error", exc.code, str(exc)))
+    except BaseException as exc:  # a bug; report it instead of dying silently
+        conn.send(("error", "import_failed", f"Importing {name} failed unexpectedly ({type(exc).__name__})."))
+    finally:
+        conn.close()
+
+
+class ImportQueue:
+    """Runs imports one at a time and adds the results to the library.
+
+    Args:
+        library: the index (``libloop.index.Library`` or anything with its
+            ``staging_path``/``add``/``find_by_hash``).
+        options: how media is converted (panel size, fit, limits...).
+        staging_dir: where uploads wait before import (``DATA/incoming``); ``incoming_path``
+            hands out fresh paths in it. Frame files go to the library's staging path instead.
+        worker: "process" (a spawned child per import, at lower priority) or "inline".
+        dedupe: return the existing item for an upload whose content is already in the library.
+    """
+
+    def __init__(
+        self,
+        library: LibraryLike,
+        options: ImportOptions | None = None,
+        *,
+        staging_dir: Path,
+        worker: Literal["process", "inline"] = "process",
+        dedupe: bool = False,
+    ) -> None:
+        if worker not in ("process", "inline"):
+            raise ValueError(f"worker must be 'process' or 'inline', not {worker!r}")
+        self.library = library
+        self.options = options or ImportOptions()
+        self.staging_dir = Path(staging_dir)
+        self.worker = worker
+        self.dedupe = dedupe
+        self._cond = threading.Condition()
+        self._jobs: dict[str, Job] = {}
+        self._finished: deque[str] = deque()
+        self._queue: deque[_Task] = deque()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._child: Any = None
+
+    # --- public API ----------------------------------------------------------------------
+
+    def submit(self, src: Path, filename: str) -> Job:
+        """Queue ``src`` (an uploaded file the queue now owns and will remove) for import.
+
+        Raises:
+            ImportQueueClosed: ``close()`` was called (``src`` is removed).
+        """
+        job = Job(id=secrets.token_urlsafe(9), filename=filename, status="queued", progress=0.0)
+        with self._cond:
+            if self._closed:
+                _remove(Path(src))
+                raise ImportQueueClosed("The import queue is shut down; uploads are not accepted now.")
+            self._jobs[job.id] = job
+            self._queue.append(_Task(job, Path(src)))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="import-queue", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+        return job
+
+    def incoming_path(self, filename: str = "") -> Path:
+        """A fresh path in ``staging_dir`` to save an upload to before ``submit`` (creates the directory)."""
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        suffix = "".join(c for c in Path(filename.replace("\\", "/")).suffix[:10] if c.isalnum() or c == ".")
+        return self.staging_dir / f"{secrets.token_urlsafe(12)}{suffix}.upload"
+
+    def get(self, job_id: str) -> Job:
+        """The current snapshot of a job; JobNotFound if unknown (or long forgotten)."""
+        with self._cond:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def jobs(self) -> list[Job]:
+        """Snapshots of the known jobs, oldest first."""
+        with self._cond:
+            return list(self._jobs.values())
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """Block until the job is done or failed (or ``timeout`` seconds pass); return its snapshot."""
+        with self._cond:
+            self._cond.wait_for(
+                lambda: self._jobs.get(job_id) is None or self._jobs[job_id].finished, timeout
+            )
+        return self.get(job_id)
+
+    def close(self, timeout: float | None = 30.0) -> None:
+        """Stop: fail the queued jobs, stop a running worker process, and wait for the dispatcher."""
+        with self._cond:
+            self._closed = True
+            queued = list(self._queue)
+            self._queue.clear()
+            child = self._child
+            self._cond.notify_all()
+        for task in queued:
+            _remove(task.src)
+            self._finish(
+                task.job, error={"code": "cancelled", "message": "The import was cancelled at shut-down."}
+            )
+        if child is not None:
+            with contextlib.suppress(Exception):
+                child.terminate()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> ImportQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- machinery -----------------------------------------------------------------------
+
+    def _update(self, job: Job, **changes: Any) -> Job:
+        with self._cond:
+            current = self._jobs.get(job.id, job)
+            new = dataclasses.replace(current, **changes)
+            self._jobs[job.id] = new
+            self._cond.notify_all()
+            return new
+
+    def _finish(self, job: Job, *, item: Item | None = None, error: dict[str, str] | None = None) -> None:
+        if error is None:
+            self._update(job, status="done", progress=1.0, item=item, error=None)
+        else:
+            self._update(job, status="failed", error=error)
+        with self._cond:
+            self._finished.append(job.id)
+            while len(self._finished) > KEEP_FINISHED:
+                self._jobs.pop(self._finished.popleft(), None)
+
+    def _progress(self, job: Job) -> Callable[[float], None]:
+        def report(p: float) -> None:
+            with self._cond:
+                current = self._jobs.get(job.id)
+                if current is not None and p > current.progress:
+                    self._jobs[job.id] = dataclasses.replace(current, progress=min(0.99, p))
+                    self._cond.notify_all()
+
+        return report
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or bool(self._queue))
+                if not self._queue:
+                    return
+                task = self._queue.popleft()
+            self._process(task)
+
+    def _process(self, task: _Task) -> None:
+        job = self._update(task.job, status="running")
+        dest: Path | None = None
+        try:
+            if self.dedupe:
+                existing = self.library.find_by_hash(content_hash(task.src))
+                if existing is not None:
+                    self._finish(job, item=existing)
+                    return
+            dest = self.library.staging_path()
+            result = self._import(job, task.src, dest)
+            meta = NewItem(
+                name=item_name(job.filename),
+                kind=result.kind,
+                frames=result.frames,
+                duration_ms=result.duration_ms,
+                width=result.width,
+                height=result.height,
+                source_name=job.filename,
+                content_hash=result.content_hash,
+                loop_count=result.loop_count,
+            )
+            item = self.library.add(dest, meta)  # takes the frame file over, success or not
+            dest = None
+            self._finish(job, item=item)
+        except LoopError as exc:
+            self._finish(job, error={"code": exc.code, "message": str(exc)})
+        except Exception as exc:
+            self._finish(job, error={"code": "import_failed", "message": f"The import failed ({exc})."})
+        finally:
+            _remove(task.src)
+            if dest is not None:
+                _remove(dest)
+                _remove(dest.with_name(dest.name + ".partial"))
+
+    def _import(self, job: Job, src: Path, dest: Path) -> ImportResult:
+        name = Path(job.filename).name or job.filename
+        if self.worker == "inline":
+            return import_media(src, dest, self.options, self._progress(job), name=name)
+        ctx = multiprocessing.get_context("spawn")
+        receiver, sender = ctx.Pipe(duplex=False)
+        child = ctx.Process(
+            target=_child_main,
+            args=(sender, str(src), str(dest), self.options, name),
+            name="loop-import",
+            daemon=True,
+        )
+        with self._cond:
+            if self._closed:
+                raise ImportQueueClosed("The import queue is shut down; the import was not started.")
+            self._child = child
+            child.start()
+        sender.close()
+        report = self._progress(job)
+        outcome: tuple[Any, ...] | None = None
+        try:
+            while outcome is None:
+                try:
+                    message = receiver.recv()
+                except EOFError:
+                    break
+                if message[0] == "progress":
+                    report(float(message[1]))
+                else:
+                    outcome = message
+        finally:
+            receiver.close()
+            child.join()
+            with self._cond:
+                self._child = None
+        if outcome is None:
+            raise ImportWorkerError(
+                f"The import of {name} stopped unexpectedly (worker exit code {child.exitcode}); "
+                "the file may need more memory than this device has."
+            )
+        if outcome[0] == "error":
+            error = LoopError(outcome[2])
+            error.code = outcome[1]
+            raise error
+        fields = dict(outcome[1])
+        fields["path"] = Path(fields["path"])
+        return ImportResult(**fields)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
