@@ -21,6 +21,7 @@ from libloop.health import (
     is_transient,
     transfer_timeout,
 )
+from libloop.transport.base import BusStats
 
 
 def timed_out(done: threading.Event, timeout: float) -> bool:
@@ -40,7 +41,7 @@ class FlakyBus:
         self.release = threading.Event()
         self.entered = threading.Event()
         self.opened = False
-        self.stats = {"transfers": 0}
+        self.stats = BusStats()
 
     def open(self) -> None:
         self.opened = True
@@ -167,3 +168,40 @@ def test_retry_policy_delays_never_shrink(attempts: int, initial: float, factor:
     delays = RetryPolicy(attempts, initial, factor).delays()
     assert len(delays) == attempts - 1
     assert all(b >= a for a, b in itertools.pairwise(delays))
+
+
+def test_display_over_bounded_transports_survives_eio_and_a_hang() -> None:
+    """Through the simulated rig: EIO retried, a hung transfer detected, reinit recovers the panel."""
+    from libloop.display import Display
+    from libloop.transport.base import SpiBus
+    from sim import SimWiring
+
+    wiring = SimWiring()
+    device = wiring.device
+    ledger = StuckThreads(limit=3)
+
+    def waiter(done: threading.Event, timeout: float) -> bool:
+        while not done.is_set():
+            if device.hung.is_set():
+                return False  # the transfer is stuck in the "driver": the bound has run out
+            if done.wait(0.01):
+                break
+        return True
+
+    bus: SpiBus = BoundedBus(wiring.bus, clock=wiring.clock, ledger=ledger, waiter=waiter)
+    dc = BoundedPin(wiring.dc, name="dc", clock=wiring.clock, ledger=ledger)
+    display = Display(bus, dc, wiring.reset, wiring.backlight, sleep=wiring.sleep)
+    display.open()
+    device.fail_transfer(2)
+    display.fill((255, 0, 0))
+    assert wiring.snapshot().getpixel((10, 10)) == (255, 0, 0)
+    device.hang_transfer(1)
+    with pytest.raises(TransportTimeout):
+        display.fill((0, 255, 0))
+    assert ledger.count == 1
+    device.release()
+    assert ledger.wait_clear(timeout=10)
+    display.reinit()
+    display.fill((0, 0, 255))
+    assert wiring.snapshot().getpixel((120, 160)) == (0, 0, 255)
+    display.close()

@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeVar
 from libloop._types import Buffer
 from libloop.clock import Clock, MonotonicClock
 from libloop.errors import TransportError, TransportTimeout
+from libloop.transport.base import Backlight, BusStats, OutputPin, SpiBus
 
 T = TypeVar("T")
 
@@ -324,30 +325,6 @@ def transfer_timeout(nbytes: int, speed_hz: int, *, factor: float = 4.0, margin:
     return max(nbytes, 0) * 8 / speed_hz * factor + margin
 
 
-class _Bus(Protocol):
-    """The parts of ``libloop.transport.SpiBus`` a bounded bus forwards."""
-
-    max_transfer: int
-
-    def open(self) -> None: ...
-    def close(self) -> None: ...
-    def write(self, data: Buffer) -> None: ...
-    def read(self, n: int) -> bytes: ...
-
-
-class _Pin(Protocol):
-    def open(self) -> None: ...
-    def close(self) -> None: ...
-    def set(self, value: bool) -> None: ...
-
-    @property
-    def value(self) -> bool: ...
-
-
-class _Backlight(Protocol):
-    def set_level(self, percent: int) -> None: ...
-
-
 class BoundedBus:
     """An ``SpiBus`` whose every call is bounded in time and retried on transient errors.
 
@@ -359,7 +336,7 @@ class BoundedBus:
 
     def __init__(
         self,
-        bus: _Bus,
+        bus: SpiBus,
         *,
         speed_hz: int = 64_000_000,
         clock: Clock | None = None,
@@ -383,10 +360,18 @@ class BoundedBus:
         """The wrapped bus's largest single transfer."""
         return self.inner.max_transfer
 
+    @max_transfer.setter
+    def max_transfer(self, value: int) -> None:
+        self.inner.max_transfer = value
+
     @property
-    def stats(self) -> Any:
+    def stats(self) -> BusStats:
         """The wrapped bus's transfer and byte counts."""
-        return getattr(self.inner, "stats", None)
+        return self.inner.stats
+
+    @stats.setter
+    def stats(self, value: BusStats) -> None:
+        self.inner.stats = value
 
     def _call(self, fn: Callable[..., T], *args: Any, timeout: float, what: str) -> T:
         return call_bounded(
@@ -422,7 +407,7 @@ class BoundedPin:
 
     def __init__(
         self,
-        pin: _Pin,
+        pin: OutputPin,
         *,
         name: str = "pin",
         timeout: float = 0.5,
@@ -450,6 +435,10 @@ class BoundedPin:
         """The level last set."""
         return self.inner.value
 
+    @value.setter
+    def value(self, level: bool) -> None:
+        self.set(level)
+
     def open(self) -> None:
         """Request the line (bounded, retried)."""
         self._call(self.inner.open, what=f"GPIO {self.name} open")
@@ -471,7 +460,7 @@ class BoundedBacklight:
 
     def __init__(
         self,
-        backlight: _Backlight,
+        backlight: Backlight,
         *,
         timeout: float = 0.5,
         clock: Clock | None = None,
@@ -486,9 +475,23 @@ class BoundedBacklight:
         self._clock: Clock = clock or MonotonicClock()
         self._worker = BoundedWorker("backlight", ledger=ledger, waiter=waiter)
 
+    def _call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
+        return call_bounded(
+            self._worker, fn, *args, timeout=self.timeout, policy=self.policy, clock=self._clock,
+            stats=self.retry_stats, what=what,
+        )  # fmt: skip
+
+    def open(self) -> None:
+        """Claim the backlight line or PWM channel (bounded, retried)."""
+        self._call(self.inner.open, what="backlight open")
+
+    def close(self) -> None:
+        """Release it."""
+        try:
+            self._worker.call(self.inner.close, timeout=self.timeout, what="backlight close")
+        finally:
+            self._worker.shutdown()
+
     def set_level(self, percent: int) -> None:
         """Set the brightness (bounded, retried)."""
-        call_bounded(
-            self._worker, self.inner.set_level, percent, timeout=self.timeout, policy=self.policy,
-            clock=self._clock, stats=self.retry_stats, what="backlight set_level",
-        )  # fmt: skip
+        self._call(self.inner.set_level, percent, what="backlight set_level")
