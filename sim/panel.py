@@ -63,6 +63,8 @@ from libloop.ili9341 import Cmd, Rotation
 __all__ = ["Ili9341Panel", "PanelError", "PanelViolation", "Violation", "ViolationKind"]
 
 U8 = npt.NDArray[np.uint8]
+U32 = npt.NDArray[np.uint32]
+_CELL = np.dtype("<u4")  # one memory cell: bytes R, G, B levels and a zero pad, in that order
 
 ROWS = 320  #: gate lines
 COLUMNS = 240  #: source columns
@@ -174,8 +176,12 @@ class Ili9341Panel:
         self.clock: Clock = clock if clock is not None else MonotonicClock()
         #: Backlight level 0..100, set by the wiring.
         self.backlight = 100
+        # Each memory cell is four bytes (three 6-bit levels and a pad) so that a pixel moves
+        # as one 32-bit word: mirrored and transposed writes stay fast.
+        self._cells4: U8 = np.zeros((ROWS, COLUMNS, 4), dtype=np.uint8)
+        self._cells: U32 = self._cells4.view(_CELL)[:, :, 0]
         #: 18-bit frame memory: (row, column, component) 6-bit levels, in the order written.
-        self.memory: U8 = np.zeros((ROWS, COLUMNS, 3), dtype=np.uint8)
+        self.memory: U8 = self._cells4[:, :, :3]
         self.violations: list[Violation] = []
         #: Bumped whenever what the glass shows may have changed (viewers redraw on change).
         self.version = 0
@@ -325,7 +331,7 @@ class Ili9341Panel:
         self._lut_r = bytearray(((c << 1) | (c >> 4)) for c in range(32))
         self._lut_g = bytearray(range(64))
         self._lut_b = bytearray(((c << 1) | (c >> 4)) for c in range(32))
-        self._lut16: U8 | None = None
+        self._lut16: U32 | None = None
         self.version += 1
 
     def _after_reset(self) -> None:
@@ -484,27 +490,27 @@ class Ili9341Panel:
 
     # --- frame memory --------------------------------------------------------------------
 
-    def _host_view(self) -> U8:
-        """Frame memory indexed [page, column] as the host addresses it under MADCTL."""
-        view = self.memory
+    def _host_view(self) -> U32:
+        """Frame memory cells indexed [page, column] as the host addresses them under MADCTL."""
+        view = self._cells
         if self._madctl & _MY:
             view = view[::-1]
         if self._madctl & _MX:
             view = view[:, ::-1]
         if self._madctl & _MV:
-            view = view.transpose(1, 0, 2)
+            view = view.T
         return view
 
-    def _decode16(self, raw: U8) -> U8:
+    def _decode16(self, raw: U8) -> U32:
         if self._lut16 is None:
             codes = np.arange(65536, dtype=np.uint32)
-            lut = np.empty((65536, 3), dtype=np.uint8)
+            lut = np.zeros((65536, 4), dtype=np.uint8)
             lut[:, 0] = np.frombuffer(bytes(self._lut_r), np.uint8)[codes >> 11]
             lut[:, 1] = np.frombuffer(bytes(self._lut_g), np.uint8)[(codes >> 5) & 0x3F]
             lut[:, 2] = np.frombuffer(bytes(self._lut_b), np.uint8)[codes & 0x1F]
-            self._lut16 = lut
-        levels: U8 = self._lut16[raw.view(">u2")]
-        return levels
+            self._lut16 = lut.view(_CELL).reshape(-1)
+        cells: U32 = np.take(self._lut16, raw.view(">u2"))
+        return cells
 
     def _pixels(self, view: memoryview) -> None:
         size = 2 if self._bpp == 16 else 3
@@ -514,21 +520,25 @@ class Ili9341Panel:
             view = view[take:]
             if len(self._pending) < size:
                 return
-            self._store(self._to_levels(np.frombuffer(bytes(self._pending), np.uint8)))
+            self._store(self._to_cells(np.frombuffer(bytes(self._pending), np.uint8)))
             self._pending.clear()
         whole = len(view) - len(view) % size
         if whole:
-            self._store(self._to_levels(np.frombuffer(view[:whole], np.uint8)))
+            self._store(self._to_cells(np.frombuffer(view[:whole], np.uint8)))
         if whole < len(view):
             self._pending += view[whole:]
 
-    def _to_levels(self, raw: U8) -> U8:
+    def _to_cells(self, raw: U8) -> U32:
+        """Packed memory cells (R, G, B, 0 levels in little-endian bytes) for whole pixels."""
         if self._bpp == 16:
             return self._decode16(raw)
-        return np.right_shift(raw.reshape(-1, 3), 2, dtype=np.uint8)
+        n = len(raw) // 3
+        cells = np.zeros(n, dtype=_CELL)
+        np.right_shift(raw.reshape(n, 3), 2, out=cells.view(np.uint8).reshape(n, 4)[:, :3])
+        return cells
 
-    def _store(self, px: U8) -> None:
-        """Write ``(n, 3)`` levels at the pointer, running along the window and wrapping."""
+    def _store(self, px: U32) -> None:
+        """Write ``n`` cells at the pointer, running along the window and wrapping."""
         sc, ec, sp, ep = self._sc, self._ec, self._sp, self._ep
         width = ec - sc + 1
         view = self._host_view()
@@ -536,27 +546,27 @@ class Ili9341Panel:
         n, i = len(px), 0
         if x != sc:
             k = min(ec - x + 1, n)
-            self._put(view, y, x, px[:k].reshape(1, k, 3))
+            self._put(view, y, x, px[:k].reshape(1, k))
             i, x = k, x + k
             if x > ec:
                 x, y = sc, (y + 1 if y < ep else sp)
         rows = (n - i) // width
         while rows:
             k = min(rows, ep - y + 1)
-            self._put(view, y, sc, px[i : i + k * width].reshape(k, width, 3))
+            self._put(view, y, sc, px[i : i + k * width].reshape(k, width))
             i, rows, y = i + k * width, rows - k, y + k
             if y > ep:
                 y = sp
         if i < n:
-            self._put(view, y, sc, px[i:].reshape(1, n - i, 3))
+            self._put(view, y, sc, px[i:].reshape(1, n - i))
             x = sc + n - i
         self._x, self._y = x, y
         self.version += 1
 
     @staticmethod
-    def _put(view: U8, y: int, x: int, block: U8) -> None:
-        pages, cols = view.shape[:2]
-        k, w = block.shape[:2]
+    def _put(view: U32, y: int, x: int, block: U32) -> None:
+        pages, cols = view.shape
+        k, w = block.shape
         y1, x1 = min(y + k, pages), min(x + w, cols)
         if y < y1 and x < x1:
             view[y:y1, x:x1] = block[: y1 - y, : x1 - x]
@@ -579,9 +589,9 @@ class Ili9341Panel:
         cols = self._sc + index % width
         view = self._host_view()
         inside = (pages < view.shape[0]) & (cols < view.shape[1])
-        levels = np.zeros((len(index), 3), dtype=np.uint8)
-        levels[inside] = view[pages[inside], cols[inside]]
-        data = (levels << 2).tobytes()
+        cells = np.zeros(len(index), dtype=_CELL)
+        cells[inside] = view[pages[inside], cols[inside]]
+        data = (cells.view(np.uint8).reshape(-1, 4)[:, :3] << 2).tobytes()
         skip = (start - 1) - first_px * 3
         out += data[skip : skip + n]
         return bytes(out)
