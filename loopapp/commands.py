@@ -101,9 +101,8 @@ def rm(args: argparse.Namespace, config: Config) -> int:
 
 
 def export(args: argparse.Namespace, config: Config) -> int:
-    from libloop.media.export import export_frames
-
     from libloop.index import Library
+    from libloop.media.export import export_frames
 
     with Library(config.data_dir) as library:
         item = library.get(args.id)
@@ -130,7 +129,10 @@ def fsck(args: argparse.Namespace, config: Config) -> int:
 def doctor(args: argparse.Namespace, config: Config) -> int:
     from loopapp.doctor import format_checks, run_checks
 
-    checks = run_checks(config)
+    w = config.wiring
+    checks = run_checks(
+        spi_bus=w.spi_bus, spi_device=w.spi_device, gpio_chip=w.gpio_chip, data_dir=config.data_dir
+    )
     print(format_checks(checks))
     bad = [c for c in checks if not c.ok]
     if bad:
@@ -166,13 +168,12 @@ def health(args: argparse.Namespace, config: Config) -> int:
 
 
 def password(args: argparse.Namespace, config: Config) -> int:
-    from webapp.security import clear_password, set_password
-
     from libloop.index import Library
+    from webapp.security import set_password
 
     with Library(config.data_dir) as library:
         if args.clear:
-            clear_password(library)
+            set_password(library, None)
             print("dashboard password removed: anyone on the network can use the dashboard")
             return 0
         first = getpass.getpass("New dashboard password: ")

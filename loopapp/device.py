@@ -1,0 +1,500 @@
+"""The composition root: one `Device` built from a `Config` over either kind of hardware.
+
+`loop run` and `loop sim` both construct a `Device`; the only difference is the `Hardware`
+bundle (real spidev + gpiod, or the fake spidev device in front of the panel model). Every
+other part — the bounded transports, the display, the player, the import queue, the web app,
+the supervisor and systemd notifications — is the same code, so the simulator exercises
+exactly what the Pi runs.
+
+The device is also the web app's `Services` (see `webapp.services`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from libloop.clock import Clock, MonotonicClock
+from libloop.errors import ItemNotFound, LoopError
+from libloop.ili9341 import Rotation
+from loopapp.config import Config
+from loopapp.hardware import Hardware
+
+if TYPE_CHECKING:
+    from libloop.display import Display
+    from libloop.health import Supervisor
+    from libloop.health.notify import Notifier
+    from libloop.health.resources import ResourceMonitor
+    from libloop.health.wifi import WifiMonitor, WifiPoller
+    from libloop.index import Item, Library
+    from libloop.media.importer import ImportOptions
+    from libloop.media.jobs import ImportQueue
+    from libloop.player import Player
+    from webapp.server import WebServer
+
+log = logging.getLogger(__name__)
+
+#: Written into the data directory while a device runs, so the CLI can reach it.
+STATE_FILE = "device.json"
+
+
+def import_options(config: Config, *, fit: str | None = None, dither: bool | None = None) -> ImportOptions:
+    """Import options for the configured panel orientation."""
+    from libloop.ili9341 import logical_size
+    from libloop.media.fit import FitMode
+    from libloop.media.importer import ImportOptions
+
+    width, height = logical_size(Rotation(config.display.rotation))
+    return ImportOptions(
+        width=width,
+        height=height,
+        fit=FitMode(fit or config.display.fit),
+        background=config.display.background,
+        dither=config.display.dither if dither is None else dither,
+    )
+
+
+def import_file(
+    library: Library,
+    path: Path,
+    options: ImportOptions,
+    progress: Callable[[float], None] | None = None,
+) -> tuple[Item, bool]:
+    """Import one file into the library in this process; returns (item, already_present)."""
+    from libloop.index import NewItem
+    from libloop.media.importer import content_hash, import_media
+    from libloop.media.jobs import item_name
+
+    digest = content_hash(path)
+    existing = library.find_by_hash(digest)
+    if existing is not None:
+        if progress:
+            progress(1.0)
+        return existing, True
+    staging = library.staging_path()
+    try:
+        result = import_media(path, staging, options, progress, name=path.name)
+        meta = NewItem(
+            name=item_name(path.name),
+            kind=result.kind,
+            frames=result.frames,
+            duration_ms=result.duration_ms,
+            width=result.width,
+            height=result.height,
+            source_name=path.name,
+            content_hash=result.content_hash,
+            loop_count=result.loop_count,
+        )
+        return library.add(staging, meta), False
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def _lan_address() -> str | None:
+    """The first non-loopback IPv4 address of this machine (what a phone on the LAN can reach)."""
+    import socket
+
+    import psutil
+
+    for name, addresses in sorted(psutil.net_if_addrs().items()):
+        if name == "lo" or name.startswith(("docker", "veth", "br-")):
+            continue
+        for address in addresses:
+            if address.family == socket.AF_INET and not address.address.startswith("127."):
+                return str(address.address)
+    return None
+
+
+class Device:
+    """The whole LOOP device. Construct, `start()`, and `stop()` when done.
+
+    Args:
+        config: the device configuration.
+        hardware: the transports (``sim_hardware`` or ``pi_hardware``).
+        host, port: where the dashboard listens (port 0 picks a free one).
+        clock: the clock of the player and the supervisor.
+        notifier: systemd notifications (default: from ``NOTIFY_SOCKET``, a no-op without it).
+        wifi: the Wi-Fi monitor (default: NetworkManager on a Pi, a fake in the simulator).
+        import_worker: ``"process"`` (the default) or ``"inline"`` for tests.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        hardware: Hardware,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        clock: Clock | None = None,
+        notifier: Notifier | None = None,
+        wifi: WifiMonitor | None = None,
+        import_worker: Literal["process", "inline"] = "process",
+        simulated: bool | None = None,
+    ) -> None:
+        self.config = config
+        self.hardware = hardware
+        self.simulated = hardware.panel is not None if simulated is None else simulated
+        self.host = host if host is not None else config.web.host
+        self.port = port if port is not None else config.web.port
+        self.clock: Clock = clock or MonotonicClock()
+        self._notifier = notifier
+        self._wifi = wifi
+        self._import_worker = import_worker
+        self.data_dir = config.data_dir
+        self.upload_dir = self.data_dir / "incoming"
+        self.preview_dir = self.data_dir / "previews"
+        self.max_upload_bytes = config.web.max_upload_mb * 1024 * 1024
+        self.rotation = Rotation(config.display.rotation)
+        self.exit_requested = threading.Event()
+        self.exit_code = 0
+        self._started = False
+        self._web_running = False
+        # Built by start():
+        self.library: Library
+        self.display: Display
+        self.player: Player
+        self.imports: ImportQueue
+        self.resources: ResourceMonitor
+        self.supervisor: Supervisor
+        self.server: WebServer
+        self.wifi_monitor: WifiMonitor
+        self.wifi_poller: WifiPoller
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open everything, start the dashboard, the player and the supervisor."""
+        from libloop.display import Display
+        from libloop.health import (
+            BoundedBacklight,
+            BoundedBus,
+            BoundedPin,
+            CallbackComponent,
+            FakeWifi,
+            Heartbeat,
+            NetworkManagerWifi,
+            Probe,
+            ResourceMonitor,
+            Supervisor,
+            WifiPoller,
+        )
+        from libloop.index import Library
+        from libloop.media.jobs import ImportQueue
+        from libloop.player import Player
+        from libloop.player.night import NightSchedule
+        from webapp import create_app
+        from webapp.server import WebServer
+
+        config, hw = self.config, self.hardware
+        for d in (self.data_dir, self.upload_dir, self.preview_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        for leftover in self.upload_dir.iterdir():  # uploads cut off by a crash or power cut
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+        self.library = Library(self.data_dir).open()
+
+        bus = BoundedBus(hw.bus, speed_hz=config.wiring.speed_hz, clock=self.clock)
+        dc = BoundedPin(hw.dc, name="D/C", clock=self.clock)
+        reset = BoundedPin(hw.reset, name="RESET", clock=self.clock) if hw.reset is not None else None
+        backlight = BoundedBacklight(hw.backlight, clock=self.clock) if hw.backlight is not None else None
+        self.display = Display(
+            bus,
+            dc,
+            reset,
+            backlight,
+            rotation=self.rotation,
+            bgr=config.display.bgr,
+            invert=config.display.invert,
+            shadow=hw.panel is None,
+        )
+        self.display.open()
+
+        self.imports = ImportQueue(
+            self.library, import_options(config), staging_dir=self.upload_dir, worker=self._import_worker
+        )
+        self.resources = ResourceMonitor(self.data_dir, clock=self.clock)
+        self.resources.run_once()
+        self.wifi_monitor = self._wifi or (FakeWifi() if self.simulated else NetworkManagerWifi())
+
+        self._app = create_app(self)
+        self.server = WebServer(self._app, self.host, self.port)
+        self.server.start()
+        self._web_running = True
+        self.port = self.server.port  # a restart binds the same port again
+
+        night = None
+        if config.player.night:
+            start, end = config.player.night.split("-")
+            night = NightSchedule.parse(start, end)
+        beat = Heartbeat(self.clock, stale_after=10.0)
+        self.player = Player(
+            self.display,
+            self.library,
+            clock=self.clock,
+            dashboard_url=self.dashboard_url,
+            refresh_interval=config.player.refresh_seconds,
+            night=night,
+            heartbeat=beat.beat,
+            on_fatal=lambda exc: self.supervisor.report_failure("player", str(exc)),
+            wire_hz=float(config.wiring.speed_hz),
+        )
+
+        # Three failures (about 18 s with these settings) reach emergency mode and its error
+        # screen inside systemd's 30 s watchdog; a slower ladder would be cut short by it.
+        self.supervisor = Supervisor(
+            self.clock,
+            self._notifier,
+            start_grace=5.0,
+            backoff_max=8.0,
+            on_emergency=self._on_emergency,
+            on_exit=self._on_exit,
+        )
+        self.supervisor.register(
+            CallbackComponent(
+                "player",
+                start=self.player.start,
+                stop=self.player.stop,
+                liveness=beat.liveness,
+                essential=True,
+            ),
+            restart=self._restart_player,
+        )
+        web_probe = Probe(self._probe_web, clock=self.clock, timeout=5.0, min_interval=5.0)
+        self.supervisor.register(
+            CallbackComponent(
+                "web",
+                start=self._start_web,
+                stop=self._stop_web,
+                liveness=web_probe.liveness,
+                essential=True,
+            )
+        )
+        import_probe = Probe(self._probe_imports, clock=self.clock, timeout=5.0, min_interval=5.0)
+        self.supervisor.register(
+            CallbackComponent(
+                "importer", start=lambda: None, stop=lambda: None, liveness=import_probe.liveness
+            )
+        )
+        self.supervisor.register(self.resources)
+        self.wifi_poller = WifiPoller(self.wifi_monitor, clock=self.clock, interval=30.0)
+        self.wifi_poller.run_once()
+        self.supervisor.register(self.wifi_poller)
+        self.supervisor.add_section("resources", self.resources.snapshot)
+        self.supervisor.add_section("wifi", self.wifi_poller.snapshot)
+        self.supervisor.add_section("player", lambda: self.player.status().to_dict())
+        self.supervisor.add_section("display", self._display_info)
+        self.supervisor.start()
+        self._started = True
+        self._write_state()
+
+    def stop(self) -> None:
+        """Stop everything in reverse order; safe to call twice."""
+        if not self._started:
+            return
+        self._started = False
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("supervisor", self.supervisor.stop),
+            ("player", self.player.stop),
+            ("web server", self._stop_web),
+            ("imports", self.imports.close),
+            ("display", self.display.close),
+            ("library", self.library.close),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("stopping the %s failed", what)
+        with contextlib.suppress(OSError):
+            (self.data_dir / STATE_FILE).unlink()
+
+    # --- supervisor hooks --------------------------------------------------------------------
+
+    def _start_web(self) -> None:
+        """(Re)start the dashboard on the port it first bound; a no-op while it runs."""
+        from webapp.server import WebServer
+
+        if self._web_running:
+            return
+        self.server = WebServer(self._app, self.host, self.port)
+        self.server.start()
+        self._web_running = True
+
+    def _stop_web(self) -> None:
+        self._web_running = False
+        self.server.stop()
+
+    def _restart_player(self) -> None:
+        """The player is stuck or died: re-initialise the panel, then start a fresh loop."""
+        self.player.stop()
+        self.display.reinit()
+        self.player.start()
+
+    def _on_emergency(self, reason: str) -> None:
+        log.error("emergency mode: %s", reason)
+        with contextlib.suppress(Exception):
+            self.player.show_error(reason)
+
+    def _on_exit(self, code: int, reason: str) -> None:
+        log.critical("exiting for a restart (status %d): %s", code, reason)
+        self.exit_code = code
+        self.exit_requested.set()
+
+    def _probe_web(self) -> str:
+        """The dashboard answers HTTP (any status: a password may guard the API)."""
+        try:
+            with urllib.request.urlopen(f"{self.server.url}/api/player", timeout=4) as response:
+                response.read()
+        except urllib.error.HTTPError as exc:
+            return f"answers HTTP ({exc.code})"
+        return "answers HTTP"
+
+    def _probe_imports(self) -> str:
+        jobs = self.imports.jobs()
+        running = [job for job in jobs if job.status == "running"]
+        return f"{len(running)} running, {len(jobs)} known"
+
+    def _display_info(self) -> dict[str, Any]:
+        stats = self.display.stats
+        return {
+            "rotation": int(self.rotation),
+            "open": self.display.is_open,
+            "asleep": self.display.asleep,
+            "brightness": self.display.brightness,
+            "bytes_sent": stats.bytes,
+            "transfers": stats.transfers,
+            "simulated": self.simulated,
+        }
+
+    # --- what the web app needs (webapp.services.Services) ---------------------------------
+
+    @property
+    def dashboard_url(self) -> str:
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = _lan_address() or "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def delete_item(self, item_id: str) -> None:
+        """Take the item off the panel, then out of the library (the delete guarantee)."""
+        self.library.get(item_id)  # ItemNotFound before anything changes
+        self.player.evict(item_id)
+        try:
+            self.library.delete(item_id)
+        except ItemNotFound:
+            raise
+        except BaseException:
+            self.player.unban(item_id)
+            raise
+
+    def display_png(self) -> bytes:
+        image = self.hardware.snapshot(int(self.rotation))
+        if image is None:
+            image = self.display.shadow_image(self.rotation)
+        if image is None:
+            raise LoopError("The panel's content is not available; the display is not open.")
+        buf = io.BytesIO()
+        image.save(buf, format="PNG", compress_level=1)
+        return buf.getvalue()
+
+    def health(self) -> Mapping[str, Any]:
+        return self.supervisor.snapshot()
+
+    def wifi(self) -> Mapping[str, Any]:
+        return self.wifi_poller.snapshot()
+
+    def check_upload(self, size: int | None) -> None:
+        self.resources.check_upload(size or 0)
+
+    # --- the state file the CLI reads --------------------------------------------------------
+
+    def _write_state(self) -> None:
+        state = {"pid": os.getpid(), "url": f"http://127.0.0.1:{self.port}", "simulated": self.simulated}
+        path = self.data_dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(path)
+
+
+def running_device_url(config: Config) -> str | None:
+    """The local URL of a device running on this data directory, if one is running."""
+    try:
+        state = json.loads((config.data_dir / STATE_FILE).read_text())
+        pid, url = int(state["pid"]), str(state["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, owned by another user (the service)
+    return url
+
+
+def delete_via_running_device(config: Config, item_id: str) -> bool:
+    """Delete through the running device's API so the delete guarantee holds; False if none runs."""
+    url = running_device_url(config)
+    if url is None:
+        return False
+    request = urllib.request.Request(
+        f"{url}/api/media/{item_id}", method="DELETE", headers={"X-Loop-Request": "1"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            return True
+    except urllib.error.HTTPError as exc:
+        raise LoopError(_api_message(exc)) from None
+    except OSError:
+        return False  # stale state file: the device is not answering
+
+
+def _api_message(exc: urllib.error.HTTPError) -> str:
+    try:
+        message = json.loads(exc.read())["error"]["message"]
+        return str(message)
+    except (ValueError, KeyError, TypeError):
+        return f"The running device answered HTTP {exc.code}."
+
+
+def health_report(config: Config) -> dict[str, Any]:
+    """The running device's health, or this machine's resources when no device runs."""
+    url = running_device_url(config)
+    if url is not None:
+        try:
+            with urllib.request.urlopen(f"{url}/api/health", timeout=10) as response:
+                report: dict[str, Any] = json.loads(response.read())
+                return report
+        except (OSError, ValueError):
+            pass
+    from libloop.health import ResourceMonitor
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    monitor = ResourceMonitor(config.data_dir)
+    return {"state": "not running", "components": [], "resources": monitor.sample().to_dict(), "faults": []}
+
+
+def format_health(report: Mapping[str, Any]) -> str:
+    """A few readable lines of a health report."""
+    lines = [f"state: {report.get('state', 'unknown')}"]
+    for component in report.get("components", []):
+        alive = "ok" if component.get("alive") else "NOT ALIVE"
+        lines.append(f"  {component.get('name')}: {alive} ({component.get('detail', '')})")
+    resources = report.get("resources") or {}
+    for key, value in resources.items():
+        lines.append(f"  {key}: {value}")
+    for fault in list(report.get("faults", []))[-5:]:
+        lines.append(f"  fault: {fault}")
+    return "\n".join(lines)
