@@ -73,7 +73,7 @@ def test_every_disposal_method_matches_hand_compositing(
     tmp_path: Path, disposal: int, transparent: int | None
 ) -> None:
     frames = _frames(disposal, transparent)
-    src, decoded, _ = decode(tmp_path, gif_bytes(6, 5, PALETTE, frames, background_index=2, loop=0))
+    _src, decoded, _ = decode(tmp_path, gif_bytes(6, 5, PALETTE, frames, background_index=2, loop=0))
     expected = expected_frames(6, 5, PALETTE, frames)
     assert len(decoded) == len(expected) == 4
     for got, exp in zip(decoded, expected, strict=True):
@@ -134,7 +134,7 @@ def test_delay_policy_is_configurable() -> None:
 
 
 def test_single_frame_gif_is_a_still(tmp_path: Path) -> None:
-    src, decoded, durations = decode(
+    src, _decoded, durations = decode(
         tmp_path, gif_bytes(2, 2, PALETTE, [GifFrame(0, 0, [[1, 2], [3, 4]])], loop=0)
     )
     assert src.kind == "image" and src.loop_count == 0  # type: ignore[attr-defined]
