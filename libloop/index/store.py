@@ -462,6 +462,8 @@ class Library:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            # Linux drops the shared lock before trying to convert it: take it back.
+            fcntl.flock(fd, fcntl.LOCK_SH)
             yield False
             return
         try:
