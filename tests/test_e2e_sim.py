@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,5 +61,30 @@ def test_upload_show_delete_and_stop_cleanly(device: DeviceProcess) -> None:
     assert http("GET", f"{device.url}/api/media/{item_id}").status in (404, 405)
 
     code, stderr = device.stop()
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def test_speaks_sd_notify_like_the_service(tmp_path: Path) -> None:
+    """With NOTIFY_SOCKET set, `loop sim` sends READY, STATUS, WATCHDOG and STOPPING on the socket."""
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(address)
+        sock.settimeout(30)
+        proc = DeviceProcess(tmp_path / "data", env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "3000000"})
+        try:
+            seen: list[str] = []
+
+            def receive_until(key: str) -> None:
+                while not any(line.startswith(key) for line in seen):
+                    seen.extend(sock.recv(4096).decode().splitlines())
+
+            receive_until("READY=1")
+            receive_until("WATCHDOG=1")
+            assert any(line.startswith("STATUS=") for line in seen)
+            code, stderr = proc.stop()
+            receive_until("STOPPING=1")
+        finally:
+            proc.kill()
     assert code == 0, stderr
     assert "Traceback" not in stderr
