@@ -352,6 +352,8 @@ class Ili9341Panel:
 
     def _command(self, byte: int, now: float) -> None:
         self._finish_command()
+        if self._cmd in (Cmd.RAMRD, Cmd.RAMRDC) and self._read_offset > 1:
+            self._advance((self._read_offset - 1) // 3)  # RAMRDC goes on after what was read
         self._cmd = byte
         self._params = bytearray()
         self._log.append((byte, self._params))
@@ -570,6 +572,13 @@ class Ili9341Panel:
         y1, x1 = min(y + k, pages), min(x + w, cols)
         if y < y1 and x < x1:
             view[y:y1, x:x1] = block[: y1 - y, : x1 - x]
+
+    def _advance(self, pixels: int) -> None:
+        """Move the pointer ``pixels`` along the window, wrapping like a memory write."""
+        width = self._ec - self._sc + 1
+        count = width * (self._ep - self._sp + 1)
+        index = ((self._y - self._sp) * width + (self._x - self._sc) + pixels) % count
+        self._x, self._y = self._sc + index % width, self._sp + index // width
 
     def _read_memory(self, n: int) -> bytes:
         start = self._read_offset

@@ -228,6 +228,12 @@ def test_ramrd_answers_a_dummy_byte_then_three_bytes_a_pixel() -> None:
     wire.cmd(0x2E)
     answer = wire.panel.read(1 + 6)
     assert answer == bytes([0x00, 0xFC, 0x80, 0x04, 0x10, 0x20, 0x30])
+    wire.cmd(0x3E)  # RAMRDC continues after the two pixels read: past the window end, so its start
+    assert wire.panel.read(4) == bytes([0x00, 0xFC, 0x80, 0x04])  # wrapped to the window start
+    wire.cmd(0x2E)
+    assert wire.panel.read(4) == bytes([0x00, 0xFC, 0x80, 0x04])
+    wire.cmd(0x3E)
+    assert wire.panel.read(4) == bytes([0x00, 0x10, 0x20, 0x30])
     wire.cmd(0xD3)  # RDID4: the controller's id
     assert wire.panel.read(4) == bytes([0x00, 0x00, 0x93, 0x41])
 
