@@ -1,0 +1,169 @@
+"""The `loop` command as a person uses it: exit codes, one-sentence errors, what it prints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from loopapp.cli import build_parser, main
+from tests.e2e_helpers import solid_gif
+
+SUBCOMMANDS = [
+    "sim",
+    "run",
+    "import",
+    "ls",
+    "rm",
+    "export",
+    "fsck",
+    "doctor",
+    "install-service",
+    "health",
+    "password",
+]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def gif(tmp_path: Path) -> Path:
+    path = tmp_path / "Red Blue.gif"
+    path.write_bytes(solid_gif([(255, 0, 0), (0, 0, 255)], size=(40, 30)))
+    return path
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_has_help_and_takes_data(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "--data" in capsys.readouterr().out
+
+
+def test_import_ls_export_rm_round_trip(
+    data: Path, gif: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "import", str(gif), "--data", str(data))
+    assert code == 0, err
+    item_id = out.split()[0]
+    assert "Red Blue" in out and "2 frames" in out
+    assert "100 %" in err  # the progress bar reached the end
+    assert gif.exists()  # the CLI never consumes the person's file
+
+    code, out, _ = run(capsys, "ls", "--data", str(data))
+    assert code == 0 and out.splitlines()[0].startswith(f"{item_id}  Red Blue")
+
+    code, out, _ = run(capsys, "ls", "--json", "--data", str(data))
+    (item,) = json.loads(out)["items"]
+    assert item["id"] == item_id and item["kind"] == "gif" and item["frames"] == 2
+
+    frames_dir = tmp_path / "frames"
+    code, out, err = run(capsys, "export", item_id, str(frames_dir), "--data", str(data))
+    assert code == 0, err
+    pngs = sorted(frames_dir.glob("*.png"))
+    assert len(pngs) == 2
+    first = np.asarray(Image.open(pngs[0]).convert("RGB"))
+    # Exactly what the panel shows: the GIF letterboxed on black, red in the middle.
+    assert tuple(first[first.shape[0] // 2, first.shape[1] // 2]) == (255, 0, 0)
+
+    code, out, err = run(capsys, "rm", item_id, "--data", str(data))
+    assert code == 0, err
+    code, out, _ = run(capsys, "ls", "--data", str(data))
+    assert out == ""
+
+
+def test_importing_the_same_file_twice_keeps_one_item(
+    data: Path, gif: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "import", str(gif), "--data", str(data))
+    code, out, _ = run(capsys, "import", str(gif), "--data", str(data))
+    assert code == 0 and "already in the library" in out
+    _, out, _ = run(capsys, "ls", "--data", str(data))
+    assert len(out.splitlines()) == 1
+
+
+def test_bad_input_is_one_sentence_and_adds_nothing(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n")
+    code, out, err = run(capsys, "import", str(fake), "--data", str(data))
+    assert code == 1
+    assert "notes.mp4" in err and "Traceback" not in err
+    _, out, _ = run(capsys, "ls", "--data", str(data))
+    assert out == ""
+    assert not any(p.is_file() for p in (data / "frames").rglob("*"))
+
+
+def test_unknown_id_is_a_clear_error(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "rm", "nope", "--data", str(data))
+    assert code == 1
+    assert err.count("\n") == 1 and "nope" in err
+
+
+def test_fsck_on_a_healthy_library(data: Path, gif: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "import", str(gif), "--data", str(data))
+    code, out, err = run(capsys, "fsck", "--data", str(data))
+    assert code == 0, err
+    assert "consistent" in out
+
+
+def test_fsck_finds_and_repairs_a_missing_frame_file(
+    data: Path, gif: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "import", str(gif), "--data", str(data))
+    for frame_file in (data / "frames").glob("*.loop"):
+        frame_file.unlink()
+    code, out, err = run(capsys, "fsck", "--data", str(data))
+    assert code == 1 and "--repair" in err
+    code, out, err = run(capsys, "fsck", "--repair", "--data", str(data))
+    assert code == 0, err
+    assert run(capsys, "fsck", "--data", str(data))[0] == 0
+
+
+def test_install_service_dry_run_names_this_interpreter(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "install-service", "--dry-run", "--user", "pi", "--data", str(data))
+    assert code == 0
+    assert f"ExecStart={sys.executable} -m loopapp run" in out
+    assert "Type=notify" in out and "WatchdogSec=" in out
+
+
+def test_health_without_a_running_device(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "health", "--json", "--data", str(data))
+    assert code == 0
+    report = json.loads(out)
+    assert report["state"] == "not running" and "disk_free_mb" in report["resources"]
+
+
+def test_bad_config_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "loop.toml"
+    config.write_text("[display]\nrotation = 45\n")
+    code, _, err = run(capsys, "ls", "--config", str(config), "--data", str(tmp_path))
+    assert code == 1 and "rotation" in err and err.count("\n") == 1
+
+
+def test_console_script_runs(data: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "loopapp", "ls", "--data", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
