@@ -227,7 +227,10 @@ class Ili9341Panel:
         return self._sc, self._ec, self._sp, self._ep
 
     def hardware_reset(self) -> None:
-        """A pulse on RESX: registers to their defaults, memory kept, 5 ms before commands."""
+        """A pulse on RESX: registers to their defaults, memory kept.
+
+        Commands may follow after 5 ms; SLPOUT after 120 ms if the panel was awake.
+        """
         self._after_reset()
 
     def write(self, data: Buffer | U8, dc: bool) -> None:
@@ -276,7 +279,7 @@ class Ili9341Panel:
         ``R0`` is the glass in portrait (240 wide, 320 tall, ribbon at the bottom); another
         rotation turns the picture so content drawn at that rotation is upright.
         """
-        return Image.fromarray(self.glass(rotation), "RGB")
+        return Image.fromarray(self.glass(rotation))
 
     def glass(self, rotation: Rotation = Rotation.R0) -> U8:
         """The light of every glass pixel as an ``(h, w, 3)`` uint8 array (see :meth:`snapshot`)."""
@@ -303,8 +306,8 @@ class Ili9341Panel:
             light = light[:, ::-1]
         if flip_y:
             light = light[::-1]
-        if self.backlight < 100:
-            level = max(0, int(self.backlight))
+        level = max(0, min(100, int(self.backlight)))
+        if level < 100:
             light = ((light.astype(np.uint16) * level + 50) // 100).astype(np.uint8)
         turns = {Rotation.R0: 0, Rotation.R90: 1, Rotation.R180: 2, Rotation.R270: 3}[Rotation(rotation)]
         # np.rot90 turns counter-clockwise: undo a clockwise content rotation.

@@ -120,7 +120,7 @@ def test_luma_images_show_upright_with_6_bits_per_channel(clock: FakeClock, rota
     width, height = device.size
     for pattern, seed in [("ramps", 1), ("noise", 2), ("primaries", 3)]:
         image = make_image(width, height, pattern, seed)
-        device.display(Image.fromarray(image, "RGB"))
+        device.display(Image.fromarray(image))
         assert np.array_equal(shown_6bit(panel, LUMA_ROTATION[rotate]), image >> 2), pattern
     assert panel.bits_per_pixel == 18
     assert (0xEF, b"\x03\x80\x02") in panel.commands  # its undocumented vendor command, recorded
@@ -143,10 +143,10 @@ def test_luma_partial_redraws_land_in_place(image: np.ndarray) -> None:
     finally:
         luma_device.sleep = original_sleep
     first = make_image(320, 240, "gradient", 7)
-    device.display(Image.fromarray(first, "RGB"))
+    device.display(Image.fromarray(first))
     second = first.copy()
     second[40:120, 100:260] = image[40:120, 100:260]
-    device.display(Image.fromarray(second, "RGB"))
+    device.display(Image.fromarray(second))
     assert np.array_equal(shown_6bit(panel, Rotation.R90), second >> 2)
 
 
@@ -186,7 +186,7 @@ def test_luma_default_reset_release_time_breaks_the_5ms_rule(clock: FakeClock) -
 
 
 def make_image_pil(width: int, height: int) -> Image.Image:
-    return Image.fromarray(make_image(width, height, "ramps", 5), "RGB")
+    return Image.fromarray(make_image(width, height, "ramps", 5))
 
 
 # --- a C-driver-style byte stream, from the datasheet ---------------------------------------
