@@ -129,9 +129,9 @@ def test_fsck_finds_and_repairs_a_missing_frame_file(
     run(capsys, "import", str(gif), "--data", str(data))
     for frame_file in (data / "frames").glob("*.loop"):
         frame_file.unlink()
-    code, out, err = run(capsys, "fsck", "--data", str(data))
+    code, _, err = run(capsys, "fsck", "--data", str(data))
     assert code == 1 and "--repair" in err
-    code, out, err = run(capsys, "fsck", "--repair", "--data", str(data))
+    code, _, err = run(capsys, "fsck", "--repair", "--data", str(data))
     assert code == 0, err
     assert run(capsys, "fsck", "--data", str(data))[0] == 0
 
