@@ -60,7 +60,10 @@ def test_next_previous_and_show(app: Flask, device: SimServices) -> None:
     a = add_solid_item(device.library, "a", [(255, 0, 0)], duration_ms=60_000)
     b = add_solid_item(device.library, "b", [(0, 0, 255)], duration_ms=60_000)
     device.pump()
-    current = lambda: app.test_client().get("/api/player").get_json()["current"]  # noqa: E731
+
+    def current() -> str:
+        return str(app.test_client().get("/api/player").get_json()["current"])
+
     assert current() == a.id
     post(app, {"action": "next"})
     device.pump()

@@ -78,7 +78,7 @@ class SimServices:
         if self._imports is None:
             from libloop.media.jobs import ImportQueue
 
-            self._imports = ImportQueue(self.library, worker="thread" if self.threaded else "inline")
+            self._imports = ImportQueue(self.library, staging_dir=self.upload_dir, worker="inline")
         return self._imports
 
     def delete_item(self, item_id: str) -> None:
@@ -110,6 +110,12 @@ class SimServices:
         """Let the single-threaded player play ``seconds`` of simulated time."""
         if not self.threaded:
             self.player.run_until(self.player.clock.monotonic() + seconds)
+
+    def settle_imports(self) -> None:
+        """Wait until the import queue has finished everything (it is made afresh on next use)."""
+        if self._imports is not None:
+            self._imports.close()
+            self._imports = None
 
     def close(self) -> None:
         self.player.stop()

@@ -40,6 +40,7 @@ _STATUS_BY_CLASS: list[tuple[type[lerr.LoopError], int]] = [
     (lerr.MediaError, 422),
     (lerr.PlayerError, 409),
     (lerr.HardwareError, 503),
+    (lerr.ImportQueueClosed, 503),
 ]
 
 _MESSAGES_BY_STATUS = {
