@@ -140,7 +140,11 @@ def run(report: Report, quick: bool) -> None:
             display = display_over(ClosedSpiDev(), bufsiz)
             t = per_call(lambda d=display: d.show_frame(frame), reps)  # type: ignore[misc]
             rows.append(
-                (f"py-spidev C module, bufsiz {bufsiz}", t, "zero-copy writebytes2 of memoryview slices")
+                (
+                    f"py-spidev C module, bufsiz {bufsiz}",
+                    t,
+                    "zero-copy writebytes2 slices; includes raising and catching EBADF per transfer",
+                )
             )
         closed = ClosedSpiDev()
         t_hobby = per_call(lambda: hobby_push(closed, frame), max(3, reps // 20))
