@@ -24,6 +24,7 @@ import numpy as np
 
 from bench.report import Report
 from libloop.display import Display
+from libloop.ili9341 import Rotation
 from libloop.transport import SpidevBus
 from sim.fakespi import FakeSpiDev
 from sim.pins import FakePin
@@ -93,11 +94,9 @@ def per_call(fn: Callable[[], object], reps: int, rounds: int = 7) -> float:
     return best
 
 
-def display_over(device: Any, bufsiz: int) -> Display:
-    # transcript_limit keeps the fake's memory flat over thousands of frames.
-    display = Display(
-        SpidevBus(spidev_factory=lambda: device, bufsiz=bufsiz), FakePin("dc"), sleep=lambda s: None
-    )
+def display_over(device: Any, bufsiz: int, **kwargs: Any) -> Display:
+    bus = SpidevBus(spidev_factory=lambda: device, bufsiz=bufsiz)
+    display = Display(bus, FakePin("dc"), sleep=lambda s: None, **kwargs)
     display.open()
     return display
 
@@ -130,6 +129,12 @@ def run(report: Report, quick: bool) -> None:
         display = display_over(NullSpiDev(), bufsiz)
         t = per_call(lambda d=display: d.show_frame(frame), reps)  # type: ignore[misc]
         rows.append((f"null device, bufsiz {bufsiz}", t, "our Python alone (Display, encoder, SpidevBus)"))
+    for rotation in (Rotation.R0, Rotation.R90):
+        display = display_over(NullSpiDev(), 65536, shadow=True, rotation=rotation)
+        t = per_call(lambda d=display: d.show_frame(frame), reps)  # type: ignore[misc]
+        rows.append(
+            (f"null device + shadow copy, {rotation.name}", t, "Display(shadow=True) for the live view")
+        )
     real_ok = True
     try:
         import spidev  # noqa: F401
