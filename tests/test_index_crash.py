@@ -52,9 +52,11 @@ def apply(order: list[str], op: str, payload: object) -> list[str]:
     if op == "delete":
         return [x for x in order if x != payload]
     if op == "reorder":
-        return [str(x) for x in payload]  # type: ignore[attr-defined]
+        assert isinstance(payload, list)
+        return [str(x) for x in payload]
     if op == "move":
-        target, position = payload  # type: ignore[misc]
+        assert isinstance(payload, list)
+        target, position = str(payload[0]), int(payload[1])
         moved = [x for x in order if x != target]
         moved.insert(position, target)
         return moved
@@ -114,7 +116,7 @@ def make_template(path: Path, n: int = 3) -> None:
 def random_kills(tmp: Path, kills: int, seed: int) -> Figures:
     rng = random.Random(seed)
     figures = Figures()
-    data, order = tmp / "lib0", []
+    data, order = tmp / "lib0", list[str]()
     for k in range(kills):
         if k % 20 == 0:  # start afresh now and then so the library stays small and fast
             data, order = tmp / f"lib{k}", []

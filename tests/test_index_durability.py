@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import itertools
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ def every_crash_point(model: DiskModel, events: list[Event], frames_dir: Path) -
 
 
 @pytest.fixture
-def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Library, list[Event]]:
+def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Library, list[Event]]]:
     events: list[Event] = []
     real = {
         name: getattr(durable, name) for name in ("fsync_file", "fsync_dir", "rename", "unlink", "commit")
@@ -108,7 +109,7 @@ def recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Library, 
     lib = Library(tmp_path / "data").open()
     for name in real:
         monkeypatch.setattr(durable, name, log(name))
-    yield lib, events  # type: ignore[misc]
+    yield lib, events
     lib.close()
 
 

@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +25,14 @@ SOURCES = {"cat.gif": b"GIF89a cat", "media/sunset.png": b"\x89PNG sunset", "bro
 
 
 @pytest.fixture
-def device(tmp_path: Path) -> tuple[Library, Path]:
+def device(tmp_path: Path) -> Iterator[tuple[Library, Path]]:
     """An old device's folder (sources + index) beside a fresh library."""
     old = tmp_path / "old"
     for name, data in SOURCES.items():
         (old / name).parent.mkdir(parents=True, exist_ok=True)
         (old / name).write_bytes(data)
     lib = Library(tmp_path / "data").open()
-    yield lib, old  # type: ignore[misc]
+    yield lib, old
     lib.close()
 
 

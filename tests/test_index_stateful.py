@@ -23,7 +23,7 @@ from libloop.errors import InvalidChange
 from libloop.index import Library, durable
 from tests.index_writer import make_frame_file
 
-NAMES = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40).filter(
+NAMES = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=40).filter(
     lambda s: s.strip() != "" and s.isprintable()
 )
 DURABLE_STEPS = ("fsync_file", "rename", "fsync_dir", "commit", "unlink")

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,9 @@ ITEM_KEYS = {"id", "name", "kind", "frames", "duration_ms", "width", "height", "
 
 
 @pytest.fixture
-def lib(tmp_path: Path) -> Library:
+def lib(tmp_path: Path) -> Iterator[Library]:
     library = Library(tmp_path / "data").open()
-    yield library  # type: ignore[misc]
+    yield library
     library.close()
 
 
@@ -82,7 +83,7 @@ def test_update_validates_and_playlist_skips_disabled(lib: Library) -> None:
     assert [i.id for i in lib.playlist()] == [b.id]
     for bad in ({"name": ""}, {"name": "a\nb"}, {"loops": 0}, {"loops": True}, {"min_seconds": -1.0}):
         with pytest.raises(InvalidChange) as info:
-            lib.update(a.id, **bad)  # type: ignore[arg-type]
+            lib.update(a.id, **bad)
         assert str(info.value).endswith(".")
     with pytest.raises(ItemNotFound):
         lib.update("missing", name="x")
@@ -93,7 +94,7 @@ def test_reorder_must_be_a_permutation(lib: Library) -> None:
     assert [i.id for i in lib.reorder(ids[::-1])] == ids[::-1]
     for bad in (ids[:2], [*ids, ids[0]], [*ids[:2], "zzz"], "abc"):
         with pytest.raises(InvalidChange):
-            lib.reorder(bad)  # type: ignore[arg-type]
+            lib.reorder(bad)
     assert [i.id for i in lib.items()] == ids[::-1]
 
 
@@ -115,7 +116,7 @@ def test_move_rejects_positions_outside_the_order(lib: Library) -> None:
     item = add(lib, 9)
     for bad in (1, -1, True):
         with pytest.raises(InvalidChange):
-            lib.move(item.id, bad)  # type: ignore[arg-type]
+            lib.move(item.id, bad)
     with pytest.raises(ItemNotFound):
         lib.move("nope", 0)
 
