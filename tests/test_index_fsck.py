@@ -95,6 +95,16 @@ def test_tmp_leftovers_are_removed_but_live_staging_paths_are_not(lib: Library) 
     assert sorted(p.name for p in lib.tmp_dir.iterdir()) == sorted([live.name, f"{live.name}.partial"])
 
 
+def test_a_frame_file_still_being_written_is_not_a_leftover(lib: Library) -> None:
+    # The writer fills `<staging>.partial` and renames it only at the end: until then the
+    # staging path itself does not exist, and fsck must still leave the partial alone.
+    live = lib.staging_path()
+    partial = lib.tmp_dir / f"{live.name}.partial"
+    partial.write_bytes(b"first frames")
+    assert lib.fsck(repair=True).ok
+    assert partial.exists()
+
+
 def test_another_process_s_work_in_progress_is_left_alone(lib: Library) -> None:
     other = Library(lib.data_dir).open()  # a second opener, as the CLI beside the device
     try:

@@ -51,6 +51,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: How long a staging path handed out but not yet written counts as in use (an import may be queued).
+STAGING_GRACE_S = 6 * 3600.0
+
+
 class Library:
     """The media library of one data directory. Thread-safe; safe across processes.
 
@@ -86,7 +90,7 @@ class Library:
         self._lock_fd: int | None = None
         self._waiters: set[threading.Event] = set()
         self._waiters_lock = threading.Lock()
-        self._staging: set[Path] = set()
+        self._staging: dict[Path, float] = {}  # handed-out staging path -> when (time.monotonic)
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -186,7 +190,7 @@ class Library:
             raise ValueError(f"suffix {suffix!r} must not contain a path separator")
         path = self.tmp_dir / f"{secrets.token_urlsafe(12)}{suffix}"
         with self._lock:
-            self._staging.add(path)
+            self._staging[path] = time.monotonic()
         return path
 
     @property
@@ -249,7 +253,7 @@ class Library:
             raise
         finally:
             with self._lock:
-                self._staging.discard(frame_file)
+                self._staging.pop(frame_file, None)
 
     def _add(self, frame_file: Path, meta: NewItem, item_id: str | None) -> Item:
         try:
@@ -472,8 +476,18 @@ class Library:
             fcntl.flock(fd, fcntl.LOCK_SH)
 
     def _live_staging(self) -> set[Path]:
+        """Staging paths a writer may still be using (its ``.partial`` may be all there is yet).
+
+        A path is forgotten only when neither it nor its ``.partial`` exists and it was handed
+        out long enough ago that no import can still be about to start writing it.
+        """
+        now = time.monotonic()
         with self._lock:
-            self._staging = {p for p in self._staging if p.exists()}
+            self._staging = {
+                p: t
+                for p, t in self._staging.items()
+                if now - t < STAGING_GRACE_S or p.exists() or p.with_name(p.name + ".partial").exists()
+            }
             return set(self._staging)
 
     @staticmethod
