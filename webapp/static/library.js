@@ -147,12 +147,12 @@ async function remove(id) {
 function startDrag(event, card) {
   if (dragging || orderSaving || event.button > 0) return;
   event.preventDefault();
-  event.target.setPointerCapture(event.pointerId);
-  dragging = { card, handle: event.target, pointerId: event.pointerId, moved: false };
+  // Listen on the window: moving the card in the DOM drops any pointer capture.
+  dragging = { card, pointerId: event.pointerId, moved: false };
   card.classList.add("dragging");
-  event.target.addEventListener("pointermove", onDragMove);
-  event.target.addEventListener("pointerup", onDragEnd);
-  event.target.addEventListener("pointercancel", onDragCancel);
+  window.addEventListener("pointermove", onDragMove);
+  window.addEventListener("pointerup", onDragEnd);
+  window.addEventListener("pointercancel", onDragCancel);
 }
 
 function onDragMove(event) {
@@ -169,16 +169,16 @@ function onDragMove(event) {
 }
 
 function finishDrag() {
-  const { card, handle } = dragging;
-  handle.removeEventListener("pointermove", onDragMove);
-  handle.removeEventListener("pointerup", onDragEnd);
-  handle.removeEventListener("pointercancel", onDragCancel);
+  const { card } = dragging;
+  window.removeEventListener("pointermove", onDragMove);
+  window.removeEventListener("pointerup", onDragEnd);
+  window.removeEventListener("pointercancel", onDragCancel);
   card.classList.remove("dragging");
   dragging = null;
 }
 
-function onDragCancel() {
-  if (!dragging) return;
+function onDragCancel(event) {
+  if (!dragging || event.pointerId !== dragging.pointerId) return;
   finishDrag();
   render(items);
 }
