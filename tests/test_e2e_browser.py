@@ -57,7 +57,7 @@ def is_blue(pixel: Any) -> bool:
 
 
 def panel_center(device: SimServices) -> tuple[int, int, int]:
-    pixel = device.wiring.snapshot().getpixel((120, 160))
+    pixel: Any = device.wiring.snapshot().getpixel((120, 160))
     return (int(pixel[0]), int(pixel[1]), int(pixel[2]))
 
 
@@ -168,7 +168,7 @@ def test_upload_show_reorder_delete_on_a_phone(served: tuple[SimServices, str], 
     assert panel_center(device) != RED  # the DELETE had returned before the card went
     shown = device.player.status().stats.frames_shown
     for _ in range(5):
-        wait_for(lambda: device.player.status().stats.frames_shown > shown, "another frame")
+        wait_for(lambda before=shown: device.player.status().stats.frames_shown > before, "another frame")
         shown = device.player.status().stats.frames_shown
         assert is_blue(panel_center(device))
     wait_for(lambda: is_blue(live_view_center(page)), "the live view to show the blue item")
@@ -214,7 +214,7 @@ def test_laptop_layout_and_player_controls(served: tuple[SimServices, str], brow
 
 
 def test_password_login_in_the_browser(served: tuple[SimServices, str], browser: Any) -> None:
-    device, url = served
+    _device, url = served
     page = browser.new_page(viewport={"width": 390, "height": 844})
     page.goto(url)
     page.click("summary >> text=Password")
