@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,10 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> 
 def is_blue(pixel: Any) -> bool:
     """Either frame of the blue animation (RGB565 rounds the navy a little)."""
     return bool(pixel[0] < 16 and pixel[1] < 16 and pixel[2] > 100)
+
+
+def frames_beyond(device: SimServices, count: int) -> bool:
+    return int(device.player.status().stats.frames_shown) > count
 
 
 def panel_center(device: SimServices) -> tuple[int, int, int]:
@@ -168,7 +173,7 @@ def test_upload_show_reorder_delete_on_a_phone(served: tuple[SimServices, str], 
     assert panel_center(device) != RED  # the DELETE had returned before the card went
     shown = device.player.status().stats.frames_shown
     for _ in range(5):
-        wait_for(lambda before=shown: device.player.status().stats.frames_shown > before, "another frame")
+        wait_for(partial(frames_beyond, device, shown), "another frame")
         shown = device.player.status().stats.frames_shown
         assert is_blue(panel_center(device))
     wait_for(lambda: is_blue(live_view_center(page)), "the live view to show the blue item")
