@@ -151,3 +151,30 @@ def test_hardware_error_is_503_with_the_library_sentence(device: SimServices) ->
         "code": "transport_timeout",
         "message": "The SPI bus did not answer within 2 s; the supervisor is resetting it.",
     }
+
+
+# --- the production server ----------------------------------------------------------------
+
+
+def test_web_server_serves_on_a_free_port_and_stops(app: Flask) -> None:
+    import json
+    import urllib.request
+
+    from webapp.server import WebServer
+
+    with WebServer(app, "127.0.0.1", 0) as server:
+        assert server.port > 0
+        assert server.url == f"http://127.0.0.1:{server.port}"
+        with urllib.request.urlopen(f"{server.url}/api/session", timeout=10) as response:
+            assert json.load(response) == {"password_set": False, "logged_in": True}
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{server.url}/api/session", timeout=2)
+
+
+def test_web_server_reports_a_busy_port_in_one_sentence(app: Flask) -> None:
+    from webapp.server import WebServer, WebServerError
+
+    with WebServer(app, "127.0.0.1", 0) as first:
+        second = WebServer(app, "127.0.0.1", first.port)
+        with pytest.raises(WebServerError, match="--port"):
+            second.start()

@@ -64,11 +64,19 @@ class WebServer:
         """Bind the socket (errors surface here) and serve in a daemon thread."""
         if self._thread is not None:
             raise RuntimeError("the web server is already started")
+        import importlib
+
         from waitress import create_server
 
+        # Our own map and task dispatcher, so a failed bind can be cleaned up completely.
+        socket_map: dict[int, Any] = {}
+        dispatcher = importlib.import_module("waitress.task").ThreadedTaskDispatcher()
+        dispatcher.set_thread_count(self._threads)
         try:
             self._server = create_server(
                 self.app,
+                map=socket_map,
+                _dispatcher=dispatcher,
                 host=self.host,
                 port=self._requested_port,
                 threads=self._threads,
@@ -79,6 +87,8 @@ class WebServer:
                 inbuf_overflow=1 << 20,
             )
         except OSError as exc:
+            dispatcher.shutdown(timeout=5)
+            importlib.import_module("waitress.wasyncore").close_all(socket_map)
             raise WebServerError(
                 f"The web server cannot listen on {self.host}:{self._requested_port} ({exc.strerror}); "
                 "choose another port with --port."

@@ -36,12 +36,15 @@ export function renderStatus(next) {
   const sleeping = status.state === "sleeping";
   const pause = $("pause-btn");
   pause.dataset.action = paused ? "resume" : "pause";
-  pause.firstChild.textContent = paused ? "▶" : "⏸";
+  pause.querySelector(".i-pause").toggleAttribute("hidden", paused);
+  pause.querySelector(".i-play").toggleAttribute("hidden", !paused);
   pause.querySelector(".label").textContent = paused ? "Resume" : "Pause";
   pause.title = paused ? "Resume" : "Pause";
   const sleep = $("sleep-btn");
   sleep.dataset.action = sleeping ? "wake" : "sleep";
-  sleep.firstChild.textContent = sleeping ? "☀" : "☾";
+  sleep.querySelector(".i-moon").toggleAttribute("hidden", sleeping);
+  sleep.querySelector(".i-sun").toggleAttribute("hidden", !sleeping);
+  sleep.title = sleeping ? "Wake" : "Sleep";
   sleep.querySelector(".label").textContent = sleeping ? "Wake" : "Sleep";
   const name = status.current ? nameOf(status.current) || status.current : null;
   const words = { playing: "Playing", paused: "Paused", sleeping: "Display asleep", empty: "Nothing to play" };
