@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, request, session
 
+from libloop.errors import InvalidChange
 from webapp.errors import ApiError
 from webapp.services import LibraryLike, get_services
 
@@ -70,16 +71,18 @@ def stored_hash(library: LibraryLike) -> str | None:
 
 
 def set_password(library: LibraryLike, password: str | None) -> None:
-    """Set (or with None/"" clear) the dashboard password; used by the API and the CLI."""
+    """Set (or with None/"" clear) the dashboard password; used by the API and the CLI.
+
+    Raises:
+        InvalidChange: the password is shorter than 4 or longer than 1024 characters.
+    """
     if not password:
         if stored_hash(library) is not None:
             library.settings.delete(PASSWORD_KEY)
         return
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise ApiError(
-            422,
-            "invalid_password",
-            f"A password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters long.",
+        raise InvalidChange(
+            f"A password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters long."
         )
     library.settings.set(PASSWORD_KEY, hash_password(password))
 

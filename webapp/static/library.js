@@ -40,6 +40,7 @@ export function render(newItems) {
     if (grid.children[index] !== card) grid.insertBefore(card, grid.children[index] || null);
   });
   $("empty").hidden = items.length > 0;
+  document.querySelector(".hint").hidden = items.length < 2;
   $("count").textContent = items.length ? `(${items.length})` : "";
   onChange(items);
 }
