@@ -221,3 +221,22 @@ def test_reads_do_not_need_the_header(app: Flask) -> None:
 def test_api_answers_grant_no_cors(app: Flask) -> None:
     response = app.test_client().options("/api/media", headers={"Origin": "http://evil.example"})
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_local_api_token_passes_the_password_but_not_the_cross_site_check(device: SimServices) -> None:
+    token = "t" * 32
+    app = create_app(device, {"LOOP_API_TOKEN": token})
+    owner, cli = app.test_client(), app.test_client()
+    set_password(owner, "locked down")
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert cli.get("/api/media", headers=bearer).status_code == 200
+    assert cli.get("/api/media", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert cli.post("/api/player", json={"action": "pause"}, headers=bearer).status_code == 403
+    assert cli.post("/api/player", json={"action": "pause"}, headers={**bearer, **CSRF}).status_code == 200
+
+
+def test_short_api_tokens_are_ignored(device: SimServices) -> None:
+    app = create_app(device, {"LOOP_API_TOKEN": "short"})
+    client = app.test_client()
+    set_password(client, "locked down")
+    assert app.test_client().get("/api/media", headers={"Authorization": "Bearer short"}).status_code == 401

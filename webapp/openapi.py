@@ -445,7 +445,24 @@ def _document() -> Schema:
             'Errors are {"error": {"code", "message"}}; a 5xx is a bug (503: hardware not answering).',
         },
         "paths": _PATHS,
-        "components": {"schemas": _SCHEMAS},
+        "components": {
+            "schemas": _SCHEMAS,
+            "securitySchemes": {
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "loop_session",
+                    "description": "Set by POST /api/login; only needed when a password is set.",
+                },
+                "localToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The device's local API token (for the loop CLI on the same machine).",
+                },
+            },
+        },
+        # No password on a fresh device: no credentials needed until one is set.
+        "security": [{}, {"session": []}, {"localToken": []}],
     }
 
 

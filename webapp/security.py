@@ -4,6 +4,9 @@
   settings under ``web.password``; a browser logs in once and holds a session cookie
   (HttpOnly, SameSite=Strict). Changing the password ends every other session, because the
   session remembers a tag derived from the hash it logged in against.
+* **Local tools**: ``app.config["LOOP_API_TOKEN"]`` (a random secret the device keeps in a
+  file only its user can read) lets the ``loop`` CLI on the same machine call the API with
+  ``Authorization: Bearer <token>`` while a password is set. Browsers never send it on their own.
 * **Cross-site requests**: every state-changing call (POST, PUT, PATCH, DELETE) must carry
   ``X-Loop-Request: 1``. A page on another site cannot add a custom header without a CORS
   preflight, which this app never grants. ``Origin`` and ``Sec-Fetch-Site``, when the browser
@@ -179,6 +182,16 @@ def _secret_key(library: LibraryLike) -> str:
     return key
 
 
+def _has_api_token(app: Flask) -> bool:
+    """True when the request carries ``Authorization: Bearer <LOOP_API_TOKEN>`` (the local CLI)."""
+    token = app.config.get("LOOP_API_TOKEN")
+    if not isinstance(token, str) or len(token) < 16:
+        return False
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token.encode())
+
+
 def init_app(app: Flask) -> None:
     """Configure sessions and install the cross-site and login checks on every API request."""
     library = get_services(app).library
@@ -197,7 +210,7 @@ def init_app(app: Flask) -> None:
         if not request.path.startswith("/api/"):
             return
         check_cross_site()
-        if request.path in PUBLIC_API:
+        if request.path in PUBLIC_API or _has_api_token(app):
             return
         if not is_logged_in(get_services(app).library):
             raise ApiError(
