@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from libloop.clock import FakeClock
 from libloop.errors import TransportError
+from libloop.transport.spidev_bus import read_bufsiz
 from sim.fakespi import DEFAULT_OVERHEAD_S, FakeSpiDev
 from sim.pins import FakeBacklight, FakePin
 
@@ -41,7 +42,8 @@ def opened(**kwargs: object) -> FakeSpiDev:
 
 
 # Calls whose outcome the real module decides before touching the device, so an unopened real
-# SpiDev (bufsiz 4096 here: no /sys/module/spidev) and an unopened fake must fail identically.
+# SpiDev and an unopened fake with the same bufsiz must fail identically (the sizes below probe
+# the 4096 default, which is what a machine without /sys/module/spidev gets).
 CASES = [
     ("writebytes2", b""),
     ("writebytes2", bytearray()),
@@ -91,7 +93,7 @@ def outcome(dev: object, method: str, arg: object) -> tuple[str, str]:
 def test_fails_like_the_installed_spidev_module(method: str, arg: object) -> None:
     spidev = pytest.importorskip("spidev")
     real = outcome(spidev.SpiDev(), method, arg)
-    fake = outcome(FakeSpiDev(), method, arg)
+    fake = outcome(FakeSpiDev(bufsiz=read_bufsiz()), method, arg)  # the module's view of bufsiz
     if real[0] == "SystemError":  # CPython's wording of a C-level mistake; the type is what counts
         assert fake[0] == "SystemError"
     else:
