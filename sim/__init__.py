@@ -19,7 +19,7 @@ __all__ = [
     "PanelViolation",
     "SimWiring",
     "TranscriptEntry",
-    "Violation",
     "Viewer",
+    "Violation",
     "ViolationKind",
 ]
