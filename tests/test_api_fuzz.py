@@ -7,6 +7,7 @@ Each operation runs on a fresh simulated device holding two items, so some gener
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 import pytest
 import schemathesis
 from flask import Flask
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -67,3 +69,41 @@ def test_no_server_errors_and_answers_match_the_document(fuzz_app: Flask, case: 
             response_schema_conformance,
         ],
     )
+
+
+# Any JSON at all, including lone surrogates (valid JSON escapes, invalid in UTF-8).
+_TEXT = st.text(st.characters(exclude_categories=()), max_size=12)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+_FIELDS = st.sampled_from(
+    ["name", "enabled", "loops", "min_seconds", "ids", "action", "id", "value", "password"]
+)
+_OBJECTS = st.dictionaries(_FIELDS, _JSON, max_size=4)
+_JSON_ROUTES = [
+    ("patch", "/api/media/{id}"),
+    ("put", "/api/playlist"),
+    ("post", "/api/player"),
+    ("post", "/api/login"),
+    ("post", "/api/settings/password"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), _JSON_ROUTES)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(_OBJECTS, _JSON))
+def test_any_json_body_gets_a_4xx_or_success_never_a_5xx(
+    fuzz_app: Flask, method: str, path: str, body: Any
+) -> None:
+    device = fuzz_app.extensions["loop"]
+    item_id = device.library.items()[0].id if device.library.items() else "none"
+    client = fuzz_app.test_client()
+    data = json.dumps(body)
+    response = getattr(client, method)(
+        path.format(id=item_id), data=data, content_type="application/json", headers={"X-Loop-Request": "1"}
+    )
+    assert response.status_code < 500, (data, response.get_data(as_text=True))
+    if response.status_code >= 400:
+        assert response.get_json()["error"]["message"]

@@ -91,6 +91,15 @@ def test_show_unknown_item_is_404(app: Flask) -> None:
     assert response.get_json()["error"]["code"] == "not_found"
 
 
+def test_show_with_an_id_that_cannot_exist_is_404(app: Flask) -> None:
+    for raw in ('"\\ud800"', '"../x"', '"' + "a" * 65 + '"'):
+        body = '{"action": "show", "id": ' + raw + "}"
+        response = app.test_client().post(
+            "/api/player", data=body, content_type="application/json", headers=CSRF
+        )
+        assert response.status_code == 404, raw
+
+
 def test_show_disabled_item_is_404(app: Flask, device: SimServices) -> None:
     item = add_solid_item(device.library, "a", [(255, 0, 0)])
     device.library.update(item.id, enabled=False)

@@ -213,6 +213,16 @@ def test_laptop_layout_and_player_controls(served: tuple[SimServices, str], brow
     wait_for(lambda: device.player.status().state != "sleeping", "the panel to wake")
     page.locator("#brightness").fill("40")
     wait_for(lambda: device.wiring.panel.backlight == 40, "the backlight to dim")
+    # Rename and disable through the card; the card changes once the server has answered.
+    page.click("#grid .card .name")
+    page.wait_for_selector("#rename-dialog[open]")
+    page.fill("#rename-input", "Meadow")
+    page.click("#rename-dialog button[value=ok]")
+    page.wait_for_selector("#grid .card .name >> text=Meadow")
+    assert [i.name for i in device.library.items()] == ["Meadow"]
+    page.click("#grid .card .toggle input")
+    page.wait_for_selector("#grid .card.disabled")
+    assert device.library.items()[0].enabled is False
     page.click("summary >> text=Device health")
     page.wait_for_selector("#health-pill.good")
     shot(page, "laptop-1-dashboard")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from libloop.errors import ItemNotFound
 from webapp.errors import ApiError, json_object
 from webapp.services import Services, services
 
 bp = Blueprint("player", __name__, url_prefix="/api")
 
+# Item ids are URL-safe (see libloop.index.items.check_id); anything else cannot exist.
+ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 ACTIONS = ("pause", "resume", "next", "previous", "show", "brightness", "sleep", "wake")
 
 
@@ -38,6 +42,8 @@ def post_player() -> Response:
         item_id = body.get("id")
         if not isinstance(item_id, str) or not item_id:
             raise ApiError(400, "invalid_request", "The 'show' action needs the item's 'id' as a string.")
+        if not ITEM_ID.fullmatch(item_id):
+            raise ItemNotFound(item_id)
         svc.library.get(item_id)  # an unknown id is a 404 before the player is touched
         player.show(item_id)
     elif action == "brightness":

@@ -46,7 +46,7 @@ export function renderStatus(next) {
   sleep.querySelector(".i-sun").toggleAttribute("hidden", !sleeping);
   sleep.title = sleeping ? "Wake" : "Sleep";
   sleep.querySelector(".label").textContent = sleeping ? "Wake" : "Sleep";
-  const name = status.current ? nameOf(status.current) || status.current : null;
+  const name = status.current ? nameOf(status.current) || status.current_name || status.current : null;
   const words = { playing: "Playing", paused: "Paused", sleeping: "Display asleep", empty: "Nothing to play" };
   $("now-playing").textContent = name && status.state !== "empty" ? `${words[status.state] || status.state}: ${name}` : words[status.state] || status.state;
   const brightness = status.brightness;
