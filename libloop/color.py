@@ -1,12 +1,10 @@
 """RGB888 → RGB565 conversion, the pixel format the ILI9341 takes over SPI (COLMOD 0x55).
 
 The panel wants each pixel as two bytes, big-endian: ``RRRRRGGG GGGBBBBB``. The common
-Python drivers widen the image to ``uint16``, shift, and then split the result back into
-bytes; that costs several full-frame temporaries. Here both output bytes are computed
-directly in ``uint8`` arithmetic into one preallocated buffer:
-
-* high byte = ``(r & 0xF8) | (g >> 5)``
-* low byte  = ``((g << 3) & 0xE0) | (b >> 3)``
+Python drivers compute the 16-bit value and then split it back into bytes with
+``np.dstack(...).flatten()`` (and often ``.tolist()``), which costs several full-frame
+temporaries. Here the value is computed once in ``uint16`` and a single byte-swapping cast
+(``astype(">u2")``) yields the wire bytes; viewed as ``uint8`` it needs no further copy.
 
 Without dithering each channel is truncated (``r >> 3``), as every ILI9341 driver does.
 Ordered (Bayer) dithering is optional: it trades banding in gradients for a fine, fixed
@@ -88,27 +86,19 @@ def rgb888_to_rgb565(
     """
     rgb = _check_rgb(pixels)
     h, w = rgb.shape[:2]
-    if out is None:
-        out = np.empty((h, w, 2), dtype=np.uint8)
-    elif out.shape != (h, w, 2) or out.dtype != np.uint8:
-        raise ValueError(f"out must be a uint8 array of shape {(h, w, 2)}, got {out.shape} {out.dtype}")
-    hi = out[:, :, 0]
-    lo = out[:, :, 1]
+    if out is not None and (out.shape != (h, w, 2) or out.dtype != np.uint8 or not out.flags.c_contiguous):
+        raise ValueError(f"out must be a C-contiguous uint8 array of shape {(h, w, 2)}, got {out.shape} {out.dtype}")
     if dither:
         r5, g6, b5 = _dithered_codes(rgb, origin[0], origin[1])
-        np.left_shift(r5, 3, out=hi)
-        hi |= g6 >> 3
-        np.left_shift(g6, 5, out=lo)
-        lo |= b5
-        return out
-    r = rgb[:, :, 0]
-    g = rgb[:, :, 1]
-    b = rgb[:, :, 2]
-    np.bitwise_and(r, 0xF8, out=hi)
-    hi |= g >> 5
-    np.left_shift(g, 3, out=lo)
-    lo &= 0xE0
-    lo |= b >> 3
+        value = (r5.astype(np.uint16) << 11) | (g6.astype(np.uint16) << 5) | b5
+    else:
+        # One widening per channel, shifts in uint16, one byte-swapping cast at the end.
+        r = rgb[:, :, 0].astype(np.uint16)
+        g = rgb[:, :, 1].astype(np.uint16)
+        value = ((r & 0xF8) << 8) | ((g & 0xFC) << 3) | (rgb[:, :, 2] >> 3)
+    if out is None:
+        return value.astype(">u2").view(np.uint8).reshape(h, w, 2)
+    out.view(">u2").reshape(h, w)[...] = value
     return out
 
 

@@ -23,7 +23,7 @@ class MissingExtra(LoopError):
     def __init__(self, what: str, extra: str, package: str | None = None) -> None:
         self.extra = extra
         self.package = package or extra
-        super().__init__(f"{what} needs the {extra} extra: pip install 'libloop[{extra}]'")
+        super().__init__(f"{what} needs the {extra} extra: pip install 'libloop[{extra}]'.")
 
 
 # --- hardware and transports ---------------------------------------------------------

@@ -165,7 +165,7 @@ def test_missing_spidev_package_names_the_extra(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(sys.modules, "spidev", None)
     with pytest.raises(MissingExtra) as info:
         SpidevBus(bufsiz=4096).open()
-    assert str(info.value) == "SPI needs the pi extra: pip install 'libloop[pi]'"
+    assert str(info.value) == "SPI needs the pi extra: pip install 'libloop[pi]'."
 
 
 def test_real_spidev_on_a_machine_without_spi_is_device_not_found() -> None:
