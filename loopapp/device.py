@@ -70,12 +70,10 @@ def import_file(
     progress: Callable[[float], None] | None = None,
 ) -> tuple[Item, bool]:
     """Import one file into the library in this process; returns (item, already_present)."""
-    from libloop.index import NewItem
     from libloop.media.importer import content_hash, import_media
-    from libloop.media.jobs import item_name
+    from libloop.media.jobs import new_item
 
-    digest = content_hash(path)
-    existing = library.find_by_hash(digest)
+    existing = library.find_by_hash(content_hash(path))
     if existing is not None:
         if progress:
             progress(1.0)
@@ -83,18 +81,7 @@ def import_file(
     staging = library.staging_path()
     try:
         result = import_media(path, staging, options, progress, name=path.name)
-        meta = NewItem(
-            name=item_name(path.name),
-            kind=result.kind,
-            frames=result.frames,
-            duration_ms=result.duration_ms,
-            width=result.width,
-            height=result.height,
-            source_name=path.name,
-            content_hash=result.content_hash,
-            loop_count=result.loop_count,
-        )
-        return library.add(staging, meta), False
+        return library.add(staging, new_item(result, path.name)), False
     finally:
         staging.unlink(missing_ok=True)
 

@@ -83,6 +83,21 @@ class Job:
         return self.status in ("done", "failed")
 
 
+def new_item(result: ImportResult, filename: str) -> NewItem:
+    """The library entry for an import of ``filename`` (the upload's or file's original name)."""
+    return NewItem(
+        name=item_name(filename),
+        kind=result.kind,
+        frames=result.frames,
+        duration_ms=result.duration_ms,
+        width=result.width,
+        height=result.height,
+        source_name=filename,
+        content_hash=result.content_hash,
+        loop_count=result.loop_count,
+    )
+
+
 def item_name(filename: str) -> str:
     """A display name from an uploaded file name: no directories, no extension, printable, 1..200 chars."""
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
@@ -265,37 +280,34 @@ class ImportQueue:
     def _process(self, task: _Task) -> None:
         job = self._update(task.job, status="running")
         dest: Path | None = None
+        outcome: dict[str, Any] = {
+            "error": {"code": "import_failed", "message": "The import was interrupted."}
+        }
         try:
             if self.dedupe:
                 existing = self.library.find_by_hash(content_hash(task.src))
                 if existing is not None:
-                    self._finish(job, item=existing)
+                    outcome = {"item": existing}
                     return
             dest = self.library.staging_path()
             result = self._import(job, task.src, dest)
-            meta = NewItem(
-                name=item_name(job.filename),
-                kind=result.kind,
-                frames=result.frames,
-                duration_ms=result.duration_ms,
-                width=result.width,
-                height=result.height,
-                source_name=job.filename,
-                content_hash=result.content_hash,
-                loop_count=result.loop_count,
-            )
-            item = self.library.add(dest, meta)  # takes the frame file over, success or not
+            item = self.library.add(
+                dest, new_item(result, job.filename)
+            )  # takes the frame file over, success or not
             dest = None
-            self._finish(job, item=item)
+            outcome = {"item": item}
         except LoopError as exc:
-            self._finish(job, error={"code": exc.code, "message": str(exc)})
+            outcome = {"error": {"code": exc.code, "message": str(exc)}}
         except Exception as exc:
-            self._finish(job, error={"code": "import_failed", "message": f"The import failed ({exc})."})
+            outcome = {"error": {"code": "import_failed", "message": f"The import failed ({exc})."}}
         finally:
+            # Clean up before the job is reported finished: whoever waits on it may check
+            # at once that nothing was left behind.
             _remove(task.src)
             if dest is not None:
                 _remove(dest)
                 _remove(dest.with_name(dest.name + ".partial"))
+            self._finish(job, **outcome)
 
     def _import(self, job: Job, src: Path, dest: Path) -> ImportResult:
         name = Path(job.filename).name or job.filename
