@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import secrets
 import threading
 import urllib.error
 import urllib.request
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from libloop.clock import Clock, MonotonicClock
-from libloop.errors import ItemNotFound, LoopError
+from libloop.errors import HardwareError, ItemNotFound, LoopError
 from libloop.ili9341 import Rotation
 from loopapp.config import Config
 from loopapp.hardware import Hardware
@@ -213,7 +214,8 @@ class Device:
         self.resources.run_once()
         self.wifi_monitor = self._wifi or (FakeWifi() if self.simulated else NetworkManagerWifi())
 
-        self._app = create_app(self)
+        self._api_token = secrets.token_urlsafe(24)  # lets the local CLI in when a password is set
+        self._app = create_app(self, {"LOOP_API_TOKEN": self._api_token})
         self.server = WebServer(self._app, self.host, self.port)
         self.server.start()
         self._web_running = True
@@ -391,7 +393,7 @@ class Device:
         if image is None:
             image = self.display.shadow_image(self.rotation)
         if image is None:
-            raise LoopError("The panel's content is not available; the display is not open.")
+            raise HardwareError("The panel's content is not available because the display is not open.")
         buf = io.BytesIO()
         image.save(buf, format="PNG", compress_level=1)
         return buf.getvalue()
@@ -408,18 +410,25 @@ class Device:
     # --- the state file the CLI reads --------------------------------------------------------
 
     def _write_state(self) -> None:
-        state = {"pid": os.getpid(), "url": f"http://127.0.0.1:{self.port}", "simulated": self.simulated}
+        state = {
+            "pid": os.getpid(),
+            "url": self.server.url,
+            "token": self._api_token,
+            "simulated": self.simulated,
+        }
         path = self.data_dir / STATE_FILE
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token is a credential
+        with os.fdopen(fd, "w") as out:
+            json.dump(state, out)
         tmp.replace(path)
 
 
-def running_device_url(config: Config) -> str | None:
-    """The local URL of a device running on this data directory, if one is running."""
+def running_device(config: Config) -> tuple[str, str] | None:
+    """(URL, API token) of a device running on this data directory, if one is running."""
     try:
         state = json.loads((config.data_dir / STATE_FILE).read_text())
-        pid, url = int(state["pid"]), str(state["url"])
+        pid, url, token = int(state["pid"]), str(state["url"]), str(state.get("token", ""))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     try:
@@ -428,19 +437,24 @@ def running_device_url(config: Config) -> str | None:
         return None
     except PermissionError:
         pass  # alive, owned by another user (the service)
-    return url
+    return url, token
+
+
+def _request(device: tuple[str, str], method: str, path: str) -> urllib.request.Request:
+    url, token = device
+    headers = {"X-Loop-Request": "1"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return urllib.request.Request(f"{url}{path}", method=method, headers=headers)
 
 
 def delete_via_running_device(config: Config, item_id: str) -> bool:
     """Delete through the running device's API so the delete guarantee holds; False if none runs."""
-    url = running_device_url(config)
-    if url is None:
+    device = running_device(config)
+    if device is None:
         return False
-    request = urllib.request.Request(
-        f"{url}/api/media/{item_id}", method="DELETE", headers={"X-Loop-Request": "1"}
-    )
     try:
-        with urllib.request.urlopen(request, timeout=10):
+        with urllib.request.urlopen(_request(device, "DELETE", f"/api/media/{item_id}"), timeout=10):
             return True
     except urllib.error.HTTPError as exc:
         raise LoopError(_api_message(exc)) from None
@@ -458,10 +472,10 @@ def _api_message(exc: urllib.error.HTTPError) -> str:
 
 def health_report(config: Config) -> dict[str, Any]:
     """The running device's health, or this machine's resources when no device runs."""
-    url = running_device_url(config)
-    if url is not None:
+    device = running_device(config)
+    if device is not None:
         try:
-            with urllib.request.urlopen(f"{url}/api/health", timeout=10) as response:
+            with urllib.request.urlopen(_request(device, "GET", "/api/health"), timeout=10) as response:
                 report: dict[str, Any] = json.loads(response.read())
                 return report
         except (OSError, ValueError):

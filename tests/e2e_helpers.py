@@ -30,6 +30,10 @@ class HttpResult:
     status: int
     body: bytes
 
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
     def json(self) -> Any:
         return json.loads(self.body)
 

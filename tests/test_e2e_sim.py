@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,8 +35,8 @@ def device(tmp_path: Path) -> Iterator[DeviceProcess]:
         proc.kill()
 
 
-def panel_colour(device: DeviceProcess) -> tuple[int, int, int]:
-    result = http("GET", f"{device.url}/api/display.png")
+def panel_colour(device: DeviceProcess, headers: dict[str, str] | None = None) -> tuple[int, int, int]:
+    result = http("GET", f"{device.url}/api/display.png", headers=headers)
     assert result.status == 200
     return dominant_colour(result.body)
 
@@ -88,3 +91,31 @@ def test_speaks_sd_notify_like_the_service(tmp_path: Path) -> None:
             proc.kill()
     assert code == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_cli_reaches_the_running_device_even_with_a_password(device: DeviceProcess, tmp_path: Path) -> None:
+    body, content_type = multipart([("magenta.gif", solid_gif([MAGENTA]))])
+    created = http("POST", f"{device.url}/api/media?wait=true", body, {"Content-Type": content_type})
+    item_id = created.json()["jobs"][0]["item"]["id"]
+    wait_until(lambda: close_to(panel_colour(device), MAGENTA), 20, "the picture on the panel")
+    password = json.dumps({"password": "correct horse battery"}).encode()
+    assert http(
+        "POST", f"{device.url}/api/settings/password", password, {"Content-Type": "application/json"}
+    ).ok
+    assert http("GET", f"{device.url}/api/media").status == 401  # the dashboard now asks for the password
+
+    data = str(tmp_path / "data")
+    health = subprocess.run(
+        [sys.executable, "-m", "loopapp", "health", "--json", "--data", data], capture_output=True, text=True
+    )
+    assert health.returncode == 0, health.stderr
+    assert {c["name"] for c in json.loads(health.stdout)["components"]} >= {"player", "web"}
+
+    removed = subprocess.run(
+        [sys.executable, "-m", "loopapp", "rm", item_id, "--data", data], capture_output=True, text=True
+    )
+    assert removed.returncode == 0, removed.stderr
+    # `loop rm` went through the device, so the delete guarantee held: the panel moved off.
+    token = json.loads((tmp_path / "data" / "device.json").read_text())["token"]
+    assert not close_to(panel_colour(device, {"Authorization": f"Bearer {token}"}), MAGENTA)
+    assert device.stop()[0] == 0
