@@ -87,7 +87,9 @@ def rgb888_to_rgb565(
     rgb = _check_rgb(pixels)
     h, w = rgb.shape[:2]
     if out is not None and (out.shape != (h, w, 2) or out.dtype != np.uint8 or not out.flags.c_contiguous):
-        raise ValueError(f"out must be a C-contiguous uint8 array of shape {(h, w, 2)}, got {out.shape} {out.dtype}")
+        raise ValueError(
+            f"out must be a C-contiguous uint8 array of shape {(h, w, 2)}, got {out.shape} {out.dtype}"
+        )
     if dither:
         r5, g6, b5 = _dithered_codes(rgb, origin[0], origin[1])
         value = (r5.astype(np.uint16) << 11) | (g6.astype(np.uint16) << 5) | b5
