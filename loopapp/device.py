@@ -113,6 +113,8 @@ class Device:
         notifier: systemd notifications (default: from ``NOTIFY_SOCKET``, a no-op without it).
         wifi: the Wi-Fi monitor (default: NetworkManager on a Pi, a fake in the simulator).
         import_worker: ``"process"`` (the default) or ``"inline"`` for tests.
+        simulated: whether this is the simulator (default: the hardware has a panel model).
+        supervisor_options: overrides of the supervisor's intervals (tests shorten them).
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class Device:
         wifi: WifiMonitor | None = None,
         import_worker: Literal["process", "inline"] = "process",
         simulated: bool | None = None,
+        supervisor_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.hardware = hardware
@@ -137,6 +140,7 @@ class Device:
         self._notifier = notifier
         self._wifi = wifi
         self._import_worker = import_worker
+        self._supervisor_options = dict(supervisor_options or {})
         self.data_dir = config.data_dir
         self.upload_dir = self.data_dir / "incoming"
         self.preview_dir = self.data_dir / "previews"
@@ -240,13 +244,9 @@ class Device:
 
         # Three failures (about 18 s with these settings) reach emergency mode and its error
         # screen inside systemd's 30 s watchdog; a slower ladder would be cut short by it.
+        options: dict[str, Any] = {"start_grace": 5.0, "backoff_max": 8.0, **self._supervisor_options}
         self.supervisor = Supervisor(
-            self.clock,
-            self._notifier,
-            start_grace=5.0,
-            backoff_max=8.0,
-            on_emergency=self._on_emergency,
-            on_exit=self._on_exit,
+            self.clock, self._notifier, on_emergency=self._on_emergency, on_exit=self._on_exit, **options
         )
         self.supervisor.register(
             CallbackComponent(
