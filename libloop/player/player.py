@@ -242,6 +242,7 @@ class Player:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._send_lock = threading.Lock()
+        self._ban_lock = threading.Lock()
         self._moved = threading.Condition(self._send_lock)  # notified when the panel changes
         self._banned: dict[str, float] = {}  # evicted id -> when
         self._panel: tuple[str, int] | None = None  # what the panel holds; None = unknown
@@ -364,9 +365,7 @@ class Player:
         Raises:
             ItemNotFound: the item is not in the playlist (deleted, disabled or being deleted).
         """
-        with self._send_lock:
-            banned = item_id in self._banned
-        if banned or all(it.id != item_id for it in self.library.playlist()):
+        if item_id in self._banned or all(it.id != item_id for it in self.library.playlist()):
             raise ItemNotFound(item_id)
         self._control("show", item_id)
 
@@ -390,7 +389,7 @@ class Player:
 
     def unban(self, item_id: str) -> None:
         """Let an evicted item play again (the delete that followed ``evict`` failed)."""
-        with self._send_lock:
+        with self._ban_lock:
             self._banned.pop(item_id, None)
         self._dirty = True
         self._wake.set()
@@ -405,19 +404,34 @@ class Player:
         Raises:
             PlayerError: the panel did not move off the item within ``timeout`` seconds.
         """
-        with self._send_lock:
+        give_up = time.monotonic() + timeout
+        # Ban first, then take the send lock: a send that starts after this sees the ban, and
+        # once the lock is ours no send of the item is in flight. A hung send holds the lock,
+        # so it is taken with the timeout, never blocking the caller for ever.
+        with self._ban_lock:
             self._banned[item_id] = self.clock.monotonic()
+        self._dirty = True
+        self._wake.set()
+        if not self._send_lock.acquire(timeout=timeout):
+            raise self._evict_timeout(item_id, timeout)
+        try:
             turn = self._turn
             current = (self._panel is not None and self._panel[0] == item_id) or (
                 turn is not None and turn.item.id == item_id
             )
-        self._dirty = True
-        self._wake.set()
+        finally:
+            self._send_lock.release()
         if not current:
             return
         if self.running and threading.current_thread() is not self._thread:
-            with self._moved:
-                ok = self._moved.wait_for(lambda: self._off_panel(item_id), timeout)
+            ok = self._moved.acquire(timeout=max(0.0, give_up - time.monotonic()))
+            if ok:
+                try:
+                    ok = self._moved.wait_for(
+                        lambda: self._off_panel(item_id), max(0.0, give_up - time.monotonic())
+                    )
+                finally:
+                    self._moved.release()
         else:
             for _ in range(16):
                 if self._off_panel(item_id):
@@ -425,10 +439,14 @@ class Player:
                 self.step()
             ok = self._off_panel(item_id)
         if not ok:
-            raise PlayerError(
-                f"The player did not move off item {item_id!r} within {timeout:g} s; "
-                "check the display's health and try again."
-            )
+            raise self._evict_timeout(item_id, timeout)
+
+    @staticmethod
+    def _evict_timeout(item_id: str, timeout: float) -> PlayerError:
+        return PlayerError(
+            f"The player did not move off item {item_id!r} within {timeout:g} s; "
+            "check the display's health and try again."
+        )
 
     def _off_panel(self, item_id: str) -> bool:
         if self._asleep:
@@ -568,6 +586,8 @@ class Player:
         elif cmd.name == "night":
             self._night = cmd.arg
             self._night_override_until = float("-inf")
+        if cmd.name in ("sleep", "wake", "night"):
+            self._apply_power(now)
 
     def _apply_power(self, now: float) -> None:
         night = self._night is not None and self._night.is_night() and now >= self._night_override_until
@@ -601,7 +621,7 @@ class Player:
         playlist = list(self.library.playlist())
         present = {it.id for it in playlist}
         now = self.clock.monotonic()
-        with self._send_lock:
+        with self._ban_lock:
             # Ids are never reused, so a ban can be forgotten once the item has left the playlist
             # for a while (the delete that follows an evict has happened).
             for item_id, since in list(self._banned.items()):
