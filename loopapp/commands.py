@@ -10,9 +10,10 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from libloop.errors import LoopError
-from loopapp.config import Config
+from loopapp.config import Config, default_data_dir
 from loopapp.progress import ProgressBar
 
 
@@ -50,6 +51,12 @@ def import_(args: argparse.Namespace, config: Config) -> int:
     with contextlib.suppress(OSError):
         os.nice(10)  # stay out of the way of a device playing on this machine
     options = import_options(config, fit=args.fit, dither=not args.no_dither)
+    for path in args.files:
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "does not exist"
+            raise LoopError(f"{path} {what}; give the path of a picture, GIF or video file.")
+        if not os.access(path, os.R_OK):
+            raise LoopError(f"{path} cannot be read by this user; check its permissions.")
     failures = 0
     with Library(config.data_dir) as library:
         for path in args.files:
@@ -145,12 +152,26 @@ def install_service(args: argparse.Namespace, config: Config) -> int:
     from loopapp.service import render_unit
 
     user = args.user or os.environ.get("SUDO_USER") or getpass.getuser()
+    data_dir = config.data_dir
+    if args.data is None and data_dir == default_data_dir():
+        data_dir = default_data_dir_of(user)  # under sudo: the service user's, not root's
     if args.dry_run:
-        print(render_unit(data_dir=config.data_dir, user=user, config=args.config))
+        print(render_unit(data_dir=data_dir, user=user, config=args.config))
         return 0
-    path = install(data_dir=config.data_dir, user=user, config=args.config)
+    path = install(data_dir=data_dir, user=user, config=args.config)
     print(f"installed and started {path}")
     return 0
+
+
+def default_data_dir_of(user: str) -> Path:
+    """``~user/.local/share/loop`` (the default data directory of another user)."""
+    import pwd
+
+    try:
+        home = Path(pwd.getpwnam(user).pw_dir)
+    except KeyError:
+        raise LoopError(f"There is no user named {user!r}; pass an existing one with --user.") from None
+    return home / ".local" / "share" / "loop"
 
 
 def health(args: argparse.Namespace, config: Config) -> int:

@@ -133,6 +133,19 @@ def render_unit(
     return "\n".join(lines)
 
 
+def give_to_user(path: Path, user: str) -> None:
+    """Make ``path`` and everything in it that root owns belong to ``user`` (and their group)."""
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ServiceError(f"There is no user named {user!r}; pass an existing one with --user.") from None
+    for item in [path, *path.rglob("*")]:
+        if item.lstat().st_uid == 0 and entry.pw_uid != 0:
+            os.lchown(item, entry.pw_uid, entry.pw_gid)
+
+
 def install_service(
     *,
     python: Path = Path(sys.executable),
@@ -143,8 +156,12 @@ def install_service(
     unit_path: Path = UNIT_PATH,
     run: Runner = subprocess.run,
     euid: Callable[[], int] = os.geteuid,
+    chown: Callable[[Path, str], None] | None = None,
 ) -> Path:
     """Write the unit, reload systemd, and enable and start the service; returns the unit path.
+
+    The data directory is created if needed and handed to ``user`` (this runs as root, but
+    the service runs as ``user`` and must be able to write there).
 
     Raises:
         ServiceError: not root, the unit cannot be written, or systemctl failed.
@@ -154,6 +171,7 @@ def install_service(
     text = render_unit(python=python, data_dir=data_dir, user=user, config=config, watchdog_sec=watchdog_sec)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
+        (chown or give_to_user)(data_dir, user)
         tmp = unit_path.with_name(unit_path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(unit_path)

@@ -167,3 +167,26 @@ def test_console_script_runs(data: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("make", ["missing", "directory"])
+def test_import_of_a_path_that_is_not_a_file(
+    make: str, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "thing.gif"
+    if make == "directory":
+        path.mkdir()
+    code, _, err = run(capsys, "import", str(path), "--data", str(data))
+    assert code == 1 and str(path) in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_install_service_defaults_to_the_service_user_s_data_dir(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pwd
+
+    monkeypatch.delenv("LOOP_DATA", raising=False)
+    user = pwd.getpwuid(0).pw_name
+    code, out, _ = run(capsys, "install-service", "--dry-run", "--user", user)
+    home = pwd.getpwnam(user).pw_dir
+    assert code == 0 and f"--data {home}/.local/share/loop" in out

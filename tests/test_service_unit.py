@@ -105,10 +105,27 @@ def test_install_writes_the_unit_and_enables_it(tmp_path: Path) -> None:
         calls.append(args)
         return subprocess.CompletedProcess(args, 0, "", "")
 
+    owners: list[tuple[Path, str]] = []
     target = tmp_path / "loop.service"
-    path = install_service(data_dir=tmp_path / "data", user="pi", unit_path=target, run=run, euid=lambda: 0)
+    path = install_service(
+        data_dir=tmp_path / "data",
+        user="pi",
+        unit_path=target,
+        run=run,
+        euid=lambda: 0,
+        chown=lambda p, u: owners.append((p, u)),
+    )
     assert path == target and "Type=notify" in target.read_text()
     assert calls == [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "loop.service"]]
+    # Run as root, but the data directory goes to the user the service runs as.
+    assert owners == [(tmp_path / "data", "pi")] and (tmp_path / "data").is_dir()
+
+
+def test_install_refuses_an_unknown_user(tmp_path: Path) -> None:
+    with pytest.raises(ServiceError, match="no user named"):
+        install_service(
+            data_dir=tmp_path / "data", user="no-such-user-here", unit_path=tmp_path / "x", euid=lambda: 0
+        )
 
 
 def test_install_needs_root(tmp_path: Path) -> None:
@@ -121,4 +138,11 @@ def test_install_reports_systemctl_failure(tmp_path: Path) -> None:
         return subprocess.CompletedProcess(args, 1, "", "Failed to connect to bus\n")
 
     with pytest.raises(ServiceError, match="Failed to connect to bus"):
-        install_service(data_dir=tmp_path, user="pi", unit_path=tmp_path / "x", run=run, euid=lambda: 0)
+        install_service(
+            data_dir=tmp_path,
+            user="pi",
+            unit_path=tmp_path / "x",
+            run=run,
+            euid=lambda: 0,
+            chown=lambda p, u: None,
+        )
