@@ -186,7 +186,7 @@ def test_install_service_defaults_to_the_service_user_s_data_dir(
     import pwd
 
     monkeypatch.delenv("LOOP_DATA", raising=False)
-    user = pwd.getpwuid(0).pw_name
+    user = "nobody"  # any existing ordinary user (the service refuses root)
     code, out, _ = run(capsys, "install-service", "--dry-run", "--user", user)
     home = pwd.getpwnam(user).pw_dir
     assert code == 0 and f"--data {home}/.local/share/loop" in out
