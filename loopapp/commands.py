@@ -62,14 +62,17 @@ def import_(args: argparse.Namespace, config: Config) -> int:
         for path in args.files:
             with ProgressBar(path.name) as bar:
                 try:
-                    item, existed = import_file(library, path, options, progress=bar)
+                    done = import_file(library, path, options, progress=bar)
                 except LoopError as exc:
                     bar.close()
                     print(f"loop import: {path}: {exc}", file=sys.stderr)
                     failures += 1
                     continue
-            note = " (already in the library)" if existed else ""
+            item = done.item
+            note = " (already in the library)" if done.existing else ""
             print(f"{item.id}  {item.name}  {item.kind}, {item.frames} frames{note}")
+            if done.warning:
+                print(f"loop import: note: {done.warning}", file=sys.stderr)
     if failures:
         raise LoopError(
             f"{failures} of {len(args.files)} files could not be imported; see the messages above."

@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     from libloop.health.notify import Notifier
     from libloop.health.resources import ResourceMonitor
     from libloop.health.wifi import WifiMonitor, WifiPoller
-    from libloop.index import Item, Library
-    from libloop.media.importer import ImportOptions
-    from libloop.media.jobs import ImportQueue
+    from libloop.index import Library
+    from libloop.media.importer import ImportOptions, ImportResult
+    from libloop.media.jobs import Imported, ImportQueue
     from libloop.player import Player
     from webapp.server import WebServer
 
@@ -69,22 +69,18 @@ def import_file(
     path: Path,
     options: ImportOptions,
     progress: Callable[[float], None] | None = None,
-) -> tuple[Item, bool]:
-    """Import one file into the library in this process; returns (item, already_present)."""
-    from libloop.media.importer import content_hash, import_media
-    from libloop.media.jobs import new_item
+) -> Imported:
+    """Import one file into the library in this process (``loop import``); the file is left as it is."""
+    from libloop.media.importer import import_media
+    from libloop.media.jobs import import_into
 
-    existing = library.find_by_hash(content_hash(path))
-    if existing is not None:
-        if progress:
-            progress(1.0)
-        return existing, True
-    staging = library.staging_path()
-    try:
-        result = import_media(path, staging, options, progress, name=path.name)
-        return library.add(staging, new_item(result, path.name)), False
-    finally:
-        staging.unlink(missing_ok=True)
+    def convert(src: Path, dest: Path) -> ImportResult:
+        return import_media(src, dest, options, progress, name=path.name)
+
+    done = import_into(library, path, path.name, convert, limits=options.limits)
+    if done.existing and progress is not None:
+        progress(1.0)
+    return done
 
 
 def _lan_address() -> str | None:
@@ -212,7 +208,11 @@ class Device:
         self.display.open()
 
         self.imports = ImportQueue(
-            self.library, import_options(config), staging_dir=self.upload_dir, worker=self._import_worker
+            self.library,
+            import_options(config),
+            staging_dir=self.upload_dir,
+            worker=self._import_worker,
+            dedupe=True,  # the same picture uploaded twice is one item, as with `loop import`
         )
         self.resources = ResourceMonitor(self.data_dir, clock=self.clock)
         self.resources.run_once()

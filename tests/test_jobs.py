@@ -48,7 +48,7 @@ def test_inline_jobs_add_items_and_remove_uploads(
     assert list((tmp_path / "incoming").iterdir()) == []
     assert leftovers(library) == []
     d = done[0].to_dict()
-    assert set(d) == {"id", "filename", "status", "progress", "item", "error"}
+    assert set(d) == {"id", "filename", "status", "progress", "item", "error", "warning"}
     assert d["progress"] == 1.0 and d["item"]["id"] == done[0].item.id  # type: ignore[union-attr]
 
 
@@ -110,3 +110,29 @@ def test_process_worker_imports_and_reports_progress(
     assert done.status == "done" and done.item is not None and done.item.frames == 3
     assert failed.status == "failed" and failed.error is not None and failed.error["code"] == "corrupt_media"
     assert leftovers(library) == [] and list((tmp_path / "in").iterdir()) == []
+
+
+def test_an_input_cut_at_a_limit_says_so(corpus: dict[str, Path], library: Library, tmp_path: Path) -> None:
+    from libloop.media.importer import ImportOptions
+    from libloop.media.limits import Limits
+
+    options = ImportOptions(limits=Limits(max_frames=2))
+    queue = ImportQueue(library, options, staging_dir=tmp_path / "in", worker="inline")
+    job = queue.wait(queue.submit(upload(corpus, "anim.gif", queue), "anim.gif").id, 30)
+    assert job.status == "done" and job.item is not None and job.item.frames == 2
+    assert job.warning is not None and "anim.gif" in job.warning and "2 frames" in job.warning
+    assert job.to_dict()["warning"] == job.warning
+    full = queue.wait(queue.submit(upload(corpus, "still.png", queue), "still.png").id, 30)
+    assert full.warning is None and full.to_dict()["warning"] is None
+    queue.close()
+
+
+def test_import_into_leaves_the_source_and_nothing_else(corpus: dict[str, Path], library: Library) -> None:
+    from libloop.media.importer import import_media
+    from libloop.media.jobs import import_into
+
+    src = corpus["anim.gif"]
+    first = import_into(library, src, "anim.gif", lambda s, d: import_media(s, d))
+    again = import_into(library, src, "anim.gif", lambda s, d: import_media(s, d))
+    assert not first.existing and again.existing and again.item.id == first.item.id
+    assert src.exists() and leftovers(library) == []

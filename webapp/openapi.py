@@ -109,6 +109,11 @@ _SCHEMAS: dict[str, Schema] = {
                 "required": ["code", "message"],
                 "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
             },
+            "warning": {
+                "type": "string",
+                "nullable": True,
+                "description": "A sentence about a finished import, e.g. that a long input was cut at a limit.",
+            },
         },
     },
     "Jobs": {

@@ -37,8 +37,9 @@ from typing import Any, Literal, Protocol
 from libloop.errors import ImportQueueClosed, ImportWorkerError, JobNotFound, LoopError
 from libloop.index.items import MAX_NAME, Item, NewItem
 from libloop.media.importer import ImportOptions, ImportResult, content_hash, import_media
+from libloop.media.limits import Limits
 
-__all__ = ["ImportQueue", "Job", "JobStatus", "item_name"]
+__all__ = ["ImportQueue", "Imported", "Job", "JobStatus", "import_into", "item_name", "new_item"]
 
 JobStatus = Literal["queued", "running", "done", "failed"]
 
@@ -66,9 +67,11 @@ class Job:
     progress: float
     item: Item | None = None
     error: dict[str, str] | None = None
+    #: A sentence about a successful import the person should know (e.g. it was cut short).
+    warning: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The HTTP API's import-job JSON shape."""
+        """The HTTP API's import-job JSON shape (plus ``warning``)."""
         return {
             "id": self.id,
             "filename": self.filename,
@@ -76,6 +79,7 @@ class Job:
             "progress": round(self.progress, 4),
             "item": self.item.to_dict() if self.item is not None else None,
             "error": dict(self.error) if self.error is not None else None,
+            "warning": self.warning,
         }
 
     @property
@@ -96,6 +100,58 @@ def new_item(result: ImportResult, filename: str) -> NewItem:
         content_hash=result.content_hash,
         loop_count=result.loop_count,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """The outcome of :func:`import_into`."""
+
+    item: Item
+    #: The content was already in the library; ``item`` is the existing entry.
+    existing: bool = False
+    #: One sentence for the person, e.g. that a long input was cut at a limit.
+    warning: str | None = None
+
+
+def truncation_warning(result: ImportResult, filename: str, limits: Limits) -> str | None:
+    """The sentence telling that an import was cut at a documented limit, or None."""
+    if not result.truncated:
+        return None
+    return (
+        f"{filename} was longer than LOOP keeps, so only its first {result.frames} frames "
+        f"({result.duration_ms / 1000:.1f} s) were imported; the limits are {limits.max_frames} frames "
+        f"and {limits.max_video_seconds:g} s of video."
+    )
+
+
+def import_into(
+    library: LibraryLike,
+    src: Path,
+    filename: str,
+    convert: Callable[[Path, Path], ImportResult],
+    *,
+    dedupe: bool = True,
+    limits: Limits | None = None,
+) -> Imported:
+    """Import ``src`` into ``library``: the one path the upload queue and ``loop import`` share.
+
+    ``convert(src, dest)`` writes the frame file (``import_media`` here or in a worker process).
+    With ``dedupe``, content already in the library returns the existing item. ``src`` is
+    left where it is; a failure leaves no frame file behind.
+    """
+    if dedupe:
+        existing = library.find_by_hash(content_hash(src))
+        if existing is not None:
+            return Imported(existing, existing=True)
+    dest = library.staging_path()
+    try:
+        result = convert(src, dest)
+        item = library.add(dest, new_item(result, filename))  # takes the frame file over
+    except BaseException:
+        _remove(dest)
+        _remove(dest.with_name(dest.name + ".partial"))
+        raise
+    return Imported(item, warning=truncation_warning(result, filename, limits or Limits()))
 
 
 def item_name(filename: str) -> str:
@@ -248,9 +304,16 @@ class ImportQueue:
             self._cond.notify_all()
             return new
 
-    def _finish(self, job: Job, *, item: Item | None = None, error: dict[str, str] | None = None) -> None:
+    def _finish(
+        self,
+        job: Job,
+        *,
+        item: Item | None = None,
+        error: dict[str, str] | None = None,
+        warning: str | None = None,
+    ) -> None:
         if error is None:
-            self._update(job, status="done", progress=1.0, item=item, error=None)
+            self._update(job, status="done", progress=1.0, item=item, error=None, warning=warning)
         else:
             self._update(job, status="failed", error=error)
         with self._cond:
@@ -279,23 +342,19 @@ class ImportQueue:
 
     def _process(self, task: _Task) -> None:
         job = self._update(task.job, status="running")
-        dest: Path | None = None
         outcome: dict[str, Any] = {
             "error": {"code": "import_failed", "message": "The import was interrupted."}
         }
         try:
-            if self.dedupe:
-                existing = self.library.find_by_hash(content_hash(task.src))
-                if existing is not None:
-                    outcome = {"item": existing}
-                    return
-            dest = self.library.staging_path()
-            result = self._import(job, task.src, dest)
-            item = self.library.add(
-                dest, new_item(result, job.filename)
-            )  # takes the frame file over, success or not
-            dest = None
-            outcome = {"item": item}
+            done = import_into(
+                self.library,
+                task.src,
+                job.filename,
+                lambda src, dest: self._import(job, src, dest),
+                dedupe=self.dedupe,
+                limits=self.options.limits,
+            )
+            outcome = {"item": done.item, "warning": done.warning}
         except LoopError as exc:
             outcome = {"error": {"code": exc.code, "message": str(exc)}}
         except Exception as exc:
@@ -304,9 +363,6 @@ class ImportQueue:
             # Clean up before the job is reported finished: whoever waits on it may check
             # at once that nothing was left behind.
             _remove(task.src)
-            if dest is not None:
-                _remove(dest)
-                _remove(dest.with_name(dest.name + ".partial"))
             self._finish(job, **outcome)
 
     def _import(self, job: Job, src: Path, dest: Path) -> ImportResult:

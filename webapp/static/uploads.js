@@ -69,8 +69,10 @@ function jobRow(job) {
   row.querySelector(".job-name").textContent = job.filename;
   row.querySelector(".bar").style.width = `${Math.round((job.progress || 0) * 100)}%`;
   const words = { queued: "Waiting…", running: "Converting…", done: "Added", failed: "Failed" };
-  row.querySelector(".job-state").textContent = job.status === "failed" && job.error
-    ? job.error.message : (words[job.status] || job.status);
+  let state = words[job.status] || job.status;
+  if (job.status === "failed" && job.error) state = job.error.message;
+  else if (job.status === "done" && job.warning) state = `Added. ${job.warning}`;
+  row.querySelector(".job-state").textContent = state;
   row.classList.toggle("failed", job.status === "failed");
   return row;
 }
@@ -88,10 +90,11 @@ async function track(job) {
     }
     row = jobRow(job);
   }
-  if (job.status === "done") {
+  if (job.status === "done" && !job.warning) {
     await refreshLibrary();
     setTimeout(() => row.remove(), 2500);
-  } else if (job.status === "failed") {
+  } else if (job.status === "done" || job.status === "failed") {
+    if (job.status === "done") await refreshLibrary();
     row.append(el("button", { type: "button", class: "icon", "aria-label": "Dismiss", onclick: () => row.remove() }, "✕"));
   }
 }
