@@ -177,3 +177,24 @@ def test_random_gifs_match_hand_compositing(tmp_path: Path, gif: tuple[int, int,
     assert len(decoded) == len(expected)
     for got, exp in zip(decoded, expected, strict=True):
         assert_same(got, exp)
+
+
+PAL = [(255, 0, 0), (0, 0, 255)]
+FOUR_FRAMES = [GifFrame(0, 0, [[i % 2] * 8 for _ in range(8)]) for i in range(4)]
+
+
+def test_a_gif_cut_after_some_complete_frames_is_refused(tmp_path: Path) -> None:
+    from libloop.errors import CorruptMedia
+
+    whole = gif_bytes(8, 8, PAL, FOUR_FRAMES, loop=0)
+    # Cut inside the third frame's data: two complete frames precede the cut.
+    cut = whole[: len(whole) * 3 // 5]
+    with pytest.raises(CorruptMedia, match="truncated"):
+        decode(tmp_path, cut)
+
+
+def test_a_gif_that_only_lacks_its_trailer_byte_is_played(tmp_path: Path) -> None:
+    whole = gif_bytes(8, 8, PAL, FOUR_FRAMES, loop=0)
+    assert whole.endswith(b";")
+    _, frames, _ = decode(tmp_path, whole[:-1])
+    assert len(frames) == 4

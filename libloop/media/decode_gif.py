@@ -96,11 +96,12 @@ class GifSource(MediaSource):
             with open(path, "rb") as f:
                 self._scan(f)
         except _Truncated:
-            if not self._table:
-                raise CorruptMedia(
-                    f"{name} is a truncated GIF with no complete frame; upload it again."
-                ) from None
-            # Some encoders omit the trailer or end inside an extension: keep the complete frames.
+            # Cut off inside a block: part of the file is missing, so refuse it rather than
+            # play a shortened animation. (A file that merely lacks the trailer byte after
+            # its last complete block is accepted: some encoders omit it.)
+            raise CorruptMedia(
+                f"{name} is a truncated GIF (the file ends in the middle of its data); upload the whole file again."
+            ) from None
         except OSError as exc:
             raise CorruptMedia(f"{name} cannot be read ({exc.strerror}).") from exc
         if not self._table:
