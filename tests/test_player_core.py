@@ -350,3 +350,16 @@ def test_status_shape(rig: Rig) -> None:
     ):
         assert key in d["stats"]
     assert d["stats"]["fps"] == pytest.approx(10.0, rel=0.01)
+
+
+def test_the_heartbeat_beats_every_second_even_during_a_long_still(tmp_path: Path) -> None:
+    beats: list[float] = []
+    rig = Rig(tmp_path)
+    try:
+        rig.player.heartbeat = lambda: beats.append(rig.clock.monotonic())
+        rig.add([solid((10, 10, 10))], 10_000)
+        rig.player.run_until(rig.clock.monotonic() + 30.0)
+        gaps = np.diff(beats)
+        assert len(beats) >= 30 and gaps.max() <= 1.0 + 0.05
+    finally:
+        rig.close()

@@ -18,6 +18,12 @@ What the panel holds is tracked as ``(item id, frame index)``; every frame is se
 rather than a hope: once ``evict`` has put an id in the banned set under that lock, no frame
 of the item can reach the panel, and it returns only after the panel shows something else.
 
+Deleting an item: call ``player.evict(id)`` first, then ``library.delete(id)``; if the delete
+fails, ``player.unban(id)``. Evicting first means the acknowledgement waits for the panel to
+move off the item while its file is still there, and the player never reads a file that is
+being removed (on Linux a mapped file outlives its unlink anyway, so the other order is
+also safe for the file, but only evict gives the "no further frame" guarantee).
+
 Frame files are memory-mapped; the current item's file and the next one (opened and paged in
 ahead of the switch) are the only ones mapped, so memory does not grow with the library.
 """
@@ -510,7 +516,8 @@ class Player:
             return
         due = turn.timeline.due(turn.shown, now)
         if due is None:
-            self.clock.sleep_until(turn.timeline.deadline(turn.shown + 1), self._wake)
+            # Long frames (stills) are slept in slices so the heartbeat keeps beating.
+            self.clock.sleep_until(min(turn.timeline.deadline(turn.shown + 1), now + IDLE_TICK), self._wake)
             return
         end = turn.timeline.end_index
         if due.index >= end:
