@@ -258,6 +258,17 @@ class Device:
             ),
             restart=self._restart_player,
         )
+        display_probe = Probe(self._probe_display, clock=self.clock, timeout=5.0, min_interval=5.0)
+        self.supervisor.register(
+            CallbackComponent(
+                "display",
+                start=lambda: None,
+                stop=lambda: None,
+                liveness=display_probe.liveness,
+                essential=True,
+            ),
+            restart=self._restart_player,  # re-initialises the panel, then plays on
+        )
         web_probe = Probe(self._probe_web, clock=self.clock, timeout=5.0, min_interval=5.0)
         self.supervisor.register(
             CallbackComponent(
@@ -338,6 +349,13 @@ class Device:
         log.critical("exiting for a restart (status %d): %s", code, reason)
         self.exit_code = code
         self.exit_requested.set()
+
+    def _probe_display(self) -> str:
+        """The bus takes a NOP command (bounded like every transfer): SPI and D/C work."""
+        from libloop.ili9341 import Cmd, command
+
+        self.display.send(command(Cmd.NOP))
+        return "answers on SPI"
 
     def _probe_web(self) -> str:
         """The dashboard answers HTTP (any status: a password may guard the API)."""
