@@ -176,3 +176,13 @@ def test_start_up_recovery_finishes_crash_leftovers_and_reports_the_rest(tmp_pat
         assert [(i.id, i.position) for i in lib.items()] == [(keep.id, 0)]
         assert not (lib.frames_dir / "half.loop").exists()
         assert list(lib.tmp_dir.iterdir()) == []
+
+
+def test_uploads_left_by_a_crash_are_reported_and_removed(lib: Library) -> None:
+    incoming = lib.data_dir / "incoming"
+    incoming.mkdir()
+    (incoming / "a1b2.gif.upload").write_bytes(b"GIF89a half of it")
+    report = lib.fsck()
+    assert kinds(report) == ["upload_leftover"] and not report.ok
+    assert lib.fsck(repair=True).problems[0].repaired
+    assert list(incoming.iterdir()) == [] and lib.fsck().ok

@@ -40,6 +40,10 @@ POSITIONS = "positions"
 PENDING_UNLINK = "pending_unlink"
 PENDING_ADD = "pending_add"
 TMP_LEFTOVER = "tmp_leftover"
+UPLOAD_LEFTOVER = "upload_leftover"
+
+#: Where the device streams uploads before importing them (``DATA/incoming``).
+INCOMING = "incoming"
 ORPHAN_FILE = "orphan_file"
 MISSING_FILE = "missing_file"
 CORRUPT_FILE = "corrupt_file"
@@ -133,6 +137,7 @@ def run(library: Library, *, repair: bool, checksums: bool, startup: bool = Fals
         with library._exclusive() as alone:
             _check_pending(library, report, repair=repair, alone=alone)
             _check_tmp(library, report, repair=repair, alone=alone)
+            _check_incoming(library, report, repair=repair, alone=alone)
         _check_positions(library, report, repair=repair)
         _check_files(library, report, quarantine, repair=repair and not startup)
     if checksums:
@@ -178,6 +183,20 @@ def _check_pending(library: Library, report: FsckReport, *, repair: bool, alone:
                 with library._transaction("rolling back an interrupted add") as tx:
                     tx.execute("DELETE FROM pending WHERE op = 'add' AND item_id = ?", (item_id,))
             report.problems.append(Problem(PENDING_ADD, message, item_id, file_name, repaired=repair))
+
+
+def _check_incoming(library: Library, report: FsckReport, *, repair: bool, alone: bool) -> None:
+    """Uploads cut off by a crash or power cut (only when no device has the library open)."""
+    incoming = library.data_dir / INCOMING
+    if not alone or not incoming.is_dir():
+        return
+    for entry in sorted(incoming.iterdir()):
+        if not entry.is_file():
+            continue
+        if repair:
+            durable.unlink(entry)
+        message = f"The unfinished upload {entry.name} was left in incoming/."
+        report.problems.append(Problem(UPLOAD_LEFTOVER, message, path=str(entry), repaired=repair))
 
 
 def _check_tmp(library: Library, report: FsckReport, *, repair: bool, alone: bool) -> None:
