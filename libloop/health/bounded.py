@@ -402,7 +402,40 @@ class BoundedBus:
         return self._call(self.inner.read, n, timeout=timeout, what=f"SPI read of {n} bytes")
 
 
-class BoundedPin:
+class _BoundedLine:
+    """What a bounded pin and a bounded backlight share: one worker, bounded retried calls."""
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        timeout: float,
+        clock: Clock | None,
+        policy: RetryPolicy | None,
+        ledger: StuckThreads | None,
+        waiter: Waiter,
+    ) -> None:
+        self.label = label
+        self.timeout = timeout
+        self.policy = policy or RetryPolicy()
+        self.retry_stats = RetryStats()
+        self._clock: Clock = clock or MonotonicClock()
+        self._worker = BoundedWorker(label, ledger=ledger, waiter=waiter)
+
+    def _call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
+        return call_bounded(
+            self._worker, fn, *args, timeout=self.timeout, policy=self.policy, clock=self._clock,
+            stats=self.retry_stats, what=f"{self.label} {what}",
+        )  # fmt: skip
+
+    def _close(self, close: Callable[[], None]) -> None:
+        try:
+            self._worker.call(close, timeout=self.timeout, what=f"{self.label} close")
+        finally:
+            self._worker.shutdown()
+
+
+class BoundedPin(_BoundedLine):
     """An ``OutputPin`` whose calls are bounded and retried like :class:`BoundedBus`'s."""
 
     def __init__(
@@ -416,19 +449,11 @@ class BoundedPin:
         ledger: StuckThreads | None = None,
         waiter: Waiter = event_waiter,
     ) -> None:
+        super().__init__(
+            f"GPIO {name}", timeout=timeout, clock=clock, policy=policy, ledger=ledger, waiter=waiter
+        )
         self.inner = pin
         self.name = name
-        self.timeout = timeout
-        self.policy = policy or RetryPolicy()
-        self.retry_stats = RetryStats()
-        self._clock: Clock = clock or MonotonicClock()
-        self._worker = BoundedWorker(f"gpio {name}", ledger=ledger, waiter=waiter)
-
-    def _call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
-        return call_bounded(
-            self._worker, fn, *args, timeout=self.timeout, policy=self.policy, clock=self._clock,
-            stats=self.retry_stats, what=what,
-        )  # fmt: skip
 
     @property
     def value(self) -> bool:
@@ -441,21 +466,18 @@ class BoundedPin:
 
     def open(self) -> None:
         """Request the line (bounded, retried)."""
-        self._call(self.inner.open, what=f"GPIO {self.name} open")
+        self._call(self.inner.open, what="open")
 
     def close(self) -> None:
         """Release the line."""
-        try:
-            self._worker.call(self.inner.close, timeout=self.timeout, what=f"GPIO {self.name} close")
-        finally:
-            self._worker.shutdown()
+        self._close(self.inner.close)
 
     def set(self, value: bool) -> None:
         """Drive the line (bounded, retried)."""
-        self._call(self.inner.set, value, what=f"GPIO {self.name} set")
+        self._call(self.inner.set, value, what="set")
 
 
-class BoundedBacklight:
+class BoundedBacklight(_BoundedLine):
     """A ``Backlight`` whose ``set_level`` is bounded and retried."""
 
     def __init__(
@@ -468,30 +490,19 @@ class BoundedBacklight:
         ledger: StuckThreads | None = None,
         waiter: Waiter = event_waiter,
     ) -> None:
+        super().__init__(
+            "backlight", timeout=timeout, clock=clock, policy=policy, ledger=ledger, waiter=waiter
+        )
         self.inner = backlight
-        self.timeout = timeout
-        self.policy = policy or RetryPolicy()
-        self.retry_stats = RetryStats()
-        self._clock: Clock = clock or MonotonicClock()
-        self._worker = BoundedWorker("backlight", ledger=ledger, waiter=waiter)
-
-    def _call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
-        return call_bounded(
-            self._worker, fn, *args, timeout=self.timeout, policy=self.policy, clock=self._clock,
-            stats=self.retry_stats, what=what,
-        )  # fmt: skip
 
     def open(self) -> None:
         """Claim the backlight line or PWM channel (bounded, retried)."""
-        self._call(self.inner.open, what="backlight open")
+        self._call(self.inner.open, what="open")
 
     def close(self) -> None:
         """Release it."""
-        try:
-            self._worker.call(self.inner.close, timeout=self.timeout, what="backlight close")
-        finally:
-            self._worker.shutdown()
+        self._close(self.inner.close)
 
     def set_level(self, percent: int) -> None:
         """Set the brightness (bounded, retried)."""
-        self._call(self.inner.set_level, percent, what="backlight set_level")
+        self._call(self.inner.set_level, percent, what="set_level")
