@@ -246,7 +246,12 @@ class Device:
         # screen inside systemd's 30 s watchdog; a slower ladder would be cut short by it.
         options: dict[str, Any] = {"start_grace": 5.0, "backoff_max": 8.0, **self._supervisor_options}
         self.supervisor = Supervisor(
-            self.clock, self._notifier, on_emergency=self._on_emergency, on_exit=self._on_exit, **options
+            self.clock,
+            self._notifier,
+            on_emergency=self._on_emergency,
+            on_recovered=self._on_recovered,
+            on_exit=self._on_exit,
+            **options,
         )
         self.supervisor.register(
             CallbackComponent(
@@ -342,8 +347,17 @@ class Device:
 
     def _on_emergency(self, reason: str) -> None:
         log.error("emergency mode: %s", reason)
-        with contextlib.suppress(Exception):
-            self.player.show_error(reason)
+        try:
+            self.player.show_error(f"LOOP is in trouble: {reason}. It keeps trying to recover.")
+        except LoopError as exc:  # the player itself may be what is stuck
+            log.error("could not show the error screen: %s", exc)
+
+    def _on_recovered(self) -> None:
+        log.warning("left emergency mode")
+        try:
+            self.player.clear_error()
+        except LoopError as exc:
+            log.error("could not clear the error screen: %s", exc)
 
     def _on_exit(self, code: int, reason: str) -> None:
         log.critical("exiting for a restart (status %d): %s", code, reason)

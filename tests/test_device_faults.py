@@ -27,6 +27,7 @@ FAST_LADDER = {
     "emergency_after": 2,
     "exit_after": 3,
     "call_timeout": 3.0,
+    "window": 3.0,
 }
 GREEN, BLUE = (0, 255, 0), (0, 0, 255)
 #: Two different frames, so every frame puts bytes on the bus.
@@ -108,3 +109,22 @@ def test_a_persistent_fault_ends_in_a_clean_exit_for_systemd_and_loses_no_data(
     with Library(tmp_path / "data") as library:
         assert [i.id for i in library.items()] == [item.id]
         assert library.fsck().ok
+
+
+def test_emergency_mode_shows_the_error_screen_and_recovery_clears_it(device: Device) -> None:
+    add_solid_item(device.library, "item", FRAMES)
+    wait_until(lambda: shows_item(device), 10, "the item on the panel")
+    for n in range(1, FAST_LADDER["emergency_after"] + 1):
+        device.supervisor.report_failure("web", "the dashboard stopped answering (test)")
+        wait_until(lambda n=n: component(device, "web")["restarts"] >= n, 10, "the dashboard to be restarted")
+    wait_until(lambda: device.health()["emergency"] is not None, 10, "emergency mode")
+
+    def error_screen_up() -> bool:
+        glass = np.asarray(device.hardware.panel.snapshot()).astype(int)
+        return bool((glass[:, :, 0] > glass[:, :, 2]).mean() > 0.5)
+
+    wait_until(error_screen_up, 10, "the red error screen")
+    assert "dashboard stopped answering" in device.player.status().to_dict()["error"]
+    # The dashboard comes back and stays up for a whole window: back to playing.
+    wait_until(lambda: device.health()["emergency"] is None, 20, "emergency mode to end")
+    wait_until(lambda: shows_item(device), 10, "the item back on the panel")

@@ -67,7 +67,8 @@ def test_items_that_do_not_open_are_skipped_and_all_failing_shows_the_error_scre
         broken.update({a.id, b.id})
         rig.player.step()
         status = rig.player.status()
-        assert status.state == "error"
+        # Nothing plays (SPEC's "empty" state); the error field says why.
+        assert status.state == "empty" and status.current is None
         assert "re-import" in status.to_dict()["error"]
         assert any("cannot open" in f for f in status.faults)
         glass = rig.glass()
@@ -226,3 +227,19 @@ def test_controls_on_the_running_thread_apply_before_they_return(tmp_path: Path)
         assert rig.wiring.panel.backlight == 100 and np.asarray(rig.glass()).any()  # redrawn, then lit
     finally:
         rig.close()
+
+
+def test_show_error_puts_up_the_error_screen_until_cleared(rig: Rig) -> None:
+    item = rig.add([solid((0, 0, 255)), solid((0, 0, 200))], 100)
+    rig.player.step()
+    assert rig.player.status().current == item.id
+    rig.player.show_error("The SPI bus keeps failing; LOOP will restart itself.")
+    rig.player.step()
+    status = rig.player.status().to_dict()
+    assert status["state"] == "empty" and "SPI bus" in status["error"]
+    glass = rig.glass()
+    assert (glass[:, :, 0] > glass[:, :, 2]).mean() > 0.5  # the red error screen, not the blue item
+    rig.player.clear_error()
+    for _ in range(3):
+        rig.player.step()
+    assert rig.player.status().current == item.id and "error" not in rig.player.status().to_dict()

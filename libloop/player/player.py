@@ -278,6 +278,7 @@ class Player:
         self._screen: str | None = None  # EMPTY / ERROR when a screen is up
         self._screen_cache: dict[str, memoryview] = {}
         self._error_message = ""
+        self._forced_error: str | None = None  # the supervisor's emergency message, until cleared
 
     # --- running ------------------------------------------------------------------------
 
@@ -393,6 +394,18 @@ class Player:
         """Replace the night schedule (None: never sleep on a schedule)."""
         self._control("night", night)
 
+    def show_error(self, message: str) -> None:
+        """Show the error screen with ``message`` instead of playing, until :meth:`clear_error`.
+
+        The supervisor's emergency mode uses it: the person sees what is wrong while the
+        panel still works.
+        """
+        self._control("error", message)
+
+    def clear_error(self) -> None:
+        """Leave the error screen and play again."""
+        self._control("clear_error")
+
     def unban(self, item_id: str) -> None:
         """Let an evicted item play again (the delete that followed ``evict`` failed)."""
         with self._ban_lock:
@@ -464,11 +477,12 @@ class Player:
     def status(self) -> PlayerStatus:
         """The state, the current item and the statistics (any thread)."""
         turn = self._turn
-        if self._fatal is not None or self._screen == ERROR:
-            state = "error"
-        elif self._asleep:
+        error = self._fatal is not None or self._screen == ERROR
+        if self._asleep:
             state = "sleeping"
-        elif turn is None:
+        elif turn is None or error:
+            # SPEC's four states: the error screen is a screen with nothing playing, and the
+            # `error` field says why.
             state = "empty"
         elif self._paused:
             state = "paused"
@@ -484,7 +498,9 @@ class Player:
             night=self._night.to_dict() if self._night is not None else None,
             faults=list(self._faults),
             stats=self._stats.snapshot(),
-            extra={"error": self._error_message or None} if state == "error" else {},
+            extra={"error": self._forced_error or self._error_message or str(self._fatal) or None}
+            if error
+            else {},
         )
 
     @property
@@ -506,7 +522,9 @@ class Player:
         if self._asleep:
             self._idle(now)
             return
-        if self._turn is None and not self._begin_turn(self._index + 1, now):
+        if self._forced_error is not None or (
+            self._turn is None and not self._begin_turn(self._index + 1, now)
+        ):
             self._show_screen_or_idle(now)
             return
         turn = self._turn
@@ -590,6 +608,14 @@ class Player:
             self._manual_sleep = False
             if self._night is not None and self._night.is_night():
                 self._night_override_until = now + self._night.seconds_until_change()
+        elif cmd.name == "error":
+            self._forced_error = str(cmd.arg)
+            self._error_message = self._forced_error
+            self._end_turn()
+        elif cmd.name == "clear_error":
+            self._forced_error = None
+            self._error_message = ""
+            self._panel = None  # redraw whole
         elif cmd.name == "night":
             self._night = cmd.arg
             self._night_override_until = float("-inf")
@@ -854,7 +880,7 @@ class Player:
 
     def _show_screen_or_idle(self, now: float) -> None:
         """No item can play: show the empty screen (or the error screen), then wait."""
-        kind = ERROR if self._playlist and self._error_message else EMPTY
+        kind = ERROR if self._forced_error is not None or (self._playlist and self._error_message) else EMPTY
         refresh = self._panel == (kind, 0)
         if not refresh or now - self._last_full >= self.refresh_interval:
             data = self._screen_bytes(kind)
@@ -883,14 +909,15 @@ class Player:
 
     def _screen_bytes(self, kind: str) -> memoryview:
         size = tuple(self.display.size)
-        key = f"{kind}|{size}|{self.dashboard_url}|{self._error_message}"
+        message = self._forced_error if self._forced_error is not None else self._error_message
+        key = f"{kind}|{size}|{self.dashboard_url}|{message}"
         data = self._screen_cache.get(key)
         if data is None:
             w, h = size
             if kind == EMPTY:
                 image = empty_screen((w, h), self.dashboard_url)
             else:
-                image = error_screen((w, h), self._error_message, self.dashboard_url)
+                image = error_screen((w, h), message, self.dashboard_url)
             data = rgb888_to_rgb565(np.asarray(image)).reshape(-1).data
             self._screen_cache = {key: data}
         return data

@@ -77,11 +77,18 @@ class PlayerStats:
         self._marks: deque[tuple[float, int]] = deque(maxlen=WINDOW)
 
     def bus(self, transfers: int, nbytes: int) -> None:
-        """Record the display's running bus totals; the first call sets the zero point."""
+        """Record the display's running bus totals (since the display was opened: start-up).
+
+        Everything on the bus counts, the init sequence and the first screens included; call
+        :meth:`set_bus_base` to count from a later point instead.
+        """
         with self._lock:
-            if self._bus_base is None:
-                self._bus_base = (transfers, nbytes)
             self._bus_now = (transfers, nbytes)
+
+    def set_bus_base(self, transfers: int, nbytes: int) -> None:
+        """Count bus traffic from these totals on (e.g. a display shared with earlier users)."""
+        with self._lock:
+            self._bus_base = (transfers, nbytes)
 
     def frame(self, *, at: float, late_s: float, host_s: float, dropped: int, full: bool) -> None:
         """Record one frame shown at monotonic time ``at``, ``late_s`` after its deadline."""
