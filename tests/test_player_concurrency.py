@@ -21,6 +21,7 @@ from libloop.index import Library, NewItem
 from libloop.media.framefile import FrameFileWriter
 from libloop.player import Player
 from sim.wiring import SimWiring
+from tests.e2e_helpers import wait_until
 
 W, H = 240, 320
 
@@ -114,7 +115,9 @@ def test_no_frame_of_a_deleted_item_after_delete_returns(tmp_path: Path, seed: i
                 playable = [it.id for it in library.playlist()]
                 if playable:
                     player.show(rng.choice(playable))
-        time.sleep(0.05)
+        # Let the player show a few more frames so a late frame of a deleted item would be seen.
+        shown = player.stats.frames_shown
+        wait_until(lambda: player.stats.frames_shown >= shown + 3, 5.0, "three more frames", interval=0.005)
     finally:
         player.stop()
         library.close()
