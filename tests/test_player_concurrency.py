@@ -21,7 +21,6 @@ from libloop.index import Library, NewItem
 from libloop.media.framefile import FrameFileWriter
 from libloop.player import Player
 from sim.wiring import SimWiring
-from tests.e2e_helpers import wait_until
 
 W, H = 240, 320
 
@@ -115,9 +114,9 @@ def test_no_frame_of_a_deleted_item_after_delete_returns(tmp_path: Path, seed: i
                 playable = [it.id for it in library.playlist()]
                 if playable:
                     player.show(rng.choice(playable))
-        # Let the player show a few more frames so a late frame of a deleted item would be seen.
-        shown = player.stats.frames_shown
-        wait_until(lambda: player.stats.frames_shown >= shown + 3, 5.0, "three more frames", interval=0.005)
+        # An observation window, not synchronisation: a frame of a deleted item sent late
+        # would land in the transcript during it.
+        time.sleep(0.05)
     finally:
         player.stop()
         library.close()
