@@ -9,28 +9,13 @@ channels, split the 16-bit values back into two byte planes with ``np.dstack``, 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import numpy as np
 import numpy.typing as npt
 
-from bench.report import Report
+from bench.report import Report, per_call
 from libloop.color import rgb888_to_rgb565
 
 U8 = npt.NDArray[np.uint8]
-
-
-def per_call(fn: Callable[[], object], reps: int, rounds: int = 7) -> float:
-    """Best mean seconds per call over ``rounds`` batches of ``reps`` calls (noise only adds time)."""
-    fn()
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        best = min(best, (time.perf_counter() - start) / reps)
-    return best
 
 
 def common_driver_bytes(pixels: U8) -> npt.NDArray[np.uint16]:
@@ -44,13 +29,6 @@ def common_driver_list(pixels: U8) -> list[int]:
     """The same, finished the way most of those drivers hand data to spidev."""
     values: list[int] = common_driver_bytes(pixels).tolist()
     return values
-
-
-def uint16_reference(pixels: U8) -> npt.NDArray[np.generic]:
-    """A plain alternative for reference: 16-bit packing per channel, then one byte-swapping cast."""
-    r = pixels[:, :, 0].astype(np.uint16)
-    g = pixels[:, :, 1].astype(np.uint16)
-    return (((r & 0xF8) << 8) | ((g & 0xFC) << 3) | (pixels[:, :, 2] >> 3)).astype(">u2")
 
 
 def run(report: Report, quick: bool) -> None:
@@ -67,8 +45,6 @@ def run(report: Report, quick: bool) -> None:
     t_dither = per_call(lambda: rgb888_to_rgb565(frame, dither=True, out=out), reps)
     t_base = per_call(lambda: common_driver_bytes(frame), reps)
     t_list = per_call(lambda: common_driver_list(frame), max(2, reps // 4))
-    t_ref = per_call(lambda: uint16_reference(frame), reps)
-    assert uint16_reference(frame).tobytes() == rgb888_to_rgb565(frame).tobytes()
 
     ms = 1e3
     section = report.section(
@@ -94,12 +70,6 @@ def run(report: Report, quick: bool) -> None:
         f"{t_dither * ms:.3f} ms",
         f"{t_base * ms:.3f} ms (no tolist, no dither)",
         f"speed-up {t_base / t_dither:.2f}x; dithering runs once at import, never per frame",
-    )
-    section.add(
-        "reference: uint16 pack + astype('>u2')",
-        f"{t_ref * ms:.3f} ms",
-        f"{t_plain * ms:.3f} ms (libloop.color, reused buffer)",
-        f"libloop.color takes {t_plain / t_ref:.1f}x as long as this formulation",
     )
 
 

@@ -16,13 +16,11 @@ host cost under 1 % of that. Three ways of measuring, from most to least faithfu
 from __future__ import annotations
 
 import errno
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from bench.report import Report
+from bench.report import Report, per_call
 from libloop.display import Display
 from libloop.ili9341 import Rotation
 from libloop.transport import SpidevBus
@@ -80,18 +78,6 @@ class NullSpiDev:
 
     def writebytes2(self, data: Any) -> None:
         pass
-
-
-def per_call(fn: Callable[[], object], reps: int, rounds: int = 7) -> float:
-    """Best mean seconds per call over ``rounds`` batches."""
-    fn()
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        best = min(best, (time.perf_counter() - start) / reps)
-    return best
 
 
 def display_over(device: Any, bufsiz: int, **kwargs: Any) -> Display:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,3 +71,15 @@ class Report:
             lines += [f"| {r.name} | {r.value} | {r.baseline} | {r.note} |" for r in s.rows]
             lines.append("")
         return "\n".join(lines)
+
+
+def per_call(fn: Callable[[], object], reps: int, rounds: int = 7) -> float:
+    """Best mean seconds per call over ``rounds`` batches of ``reps`` calls (noise only adds time)."""
+    fn()
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        best = min(best, (time.perf_counter() - start) / reps)
+    return best

@@ -53,8 +53,7 @@ def run_device(
         if simulated and not headless:
             _run_window(device, stop)
         else:
-            while not stop.is_set() and not device.exit_requested.is_set():
-                stop.wait(0.5)
+            _wait(device, stop)
         if screenshot is not None:
             screenshot.write_bytes(device.display_png())
     finally:
@@ -68,10 +67,22 @@ def run_device(
 
 
 def _run_window(device: Device, stop: threading.Event) -> None:
-    """Show the simulated panel in a pygame window until it is closed or a signal arrives."""
+    """Show the simulated panel in a pygame window until it is closed or a signal arrives.
+
+    Without a screen (no X11 or Wayland display) the device keeps running headless and says so.
+    """
     from sim.viewer import Viewer
 
     viewer = Viewer(device.hardware.panel, rotation=device.rotation, title="LOOP simulator")
+    try:
+        viewer.open()
+    except Exception as exc:  # pygame.error: no video device; the device itself is fine
+        print(
+            f"loop sim: no window ({exc}); running headless. Use --headless to skip the window.",
+            file=sys.stderr,
+        )
+        _wait(device, stop)
+        return
     period = 1.0 / VIEWER_FPS
     try:
         next_frame = time.monotonic()
@@ -82,3 +93,9 @@ def _run_window(device: Device, stop: threading.Event) -> None:
             stop.wait(max(0.0, next_frame - time.monotonic()))
     finally:
         viewer.close()
+
+
+def _wait(device: Device, stop: threading.Event) -> None:
+    """Run until a signal (``stop``) or the supervisor's restart request."""
+    while not stop.is_set() and not device.exit_requested.is_set():
+        stop.wait(0.5)
