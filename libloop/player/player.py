@@ -34,10 +34,10 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +45,14 @@ from libloop.clock import Clock, MonotonicClock
 from libloop.color import rgb888_to_rgb565
 from libloop.errors import ItemNotFound, LoopError, PlayerError, TransportError
 from libloop.player.night import NightSchedule
+from libloop.player.ports import (
+    Frames,
+    PlayDisplay,
+    PlayerStatus,
+    PlayItem,
+    PlayLibrary,
+    open_frame_file,
+)
 from libloop.player.schedule import Timeline, catch_up_rects, passes_per_turn
 from libloop.player.screens import empty_screen, error_screen
 from libloop.player.stats import PlayerStats, StatsSnapshot
@@ -65,124 +73,6 @@ BAN_MEMORY_S = 60.0
 PREFETCH_FRAMES = 8
 EMPTY = "<empty screen>"
 ERROR = "<error screen>"
-
-
-# --- what the player needs from its collaborators ----------------------------------------
-
-
-class _Region(Protocol):
-    @property
-    def x0(self) -> int: ...
-    @property
-    def y0(self) -> int: ...
-    @property
-    def x1(self) -> int: ...
-    @property
-    def y1(self) -> int: ...
-    @property
-    def data(self) -> memoryview: ...
-
-
-class Frames(Protocol):
-    """An opened frame file (``libloop.media.framefile.FrameFile``)."""
-
-    @property
-    def width(self) -> int: ...
-    @property
-    def height(self) -> int: ...
-    @property
-    def frame_count(self) -> int: ...
-    @property
-    def loop_count(self) -> int: ...
-    @property
-    def durations_ms(self) -> Sequence[int]: ...
-    def frame(self, i: int) -> memoryview: ...
-    def regions(self, i: int) -> Sequence[_Region]: ...
-    def prefetch(self, i: int) -> None: ...
-    def close(self) -> None: ...
-
-
-class PlayItem(Protocol):
-    """What the player reads of a library item (``libloop.index.Item``)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def loops(self) -> int: ...
-    @property
-    def min_seconds(self) -> float: ...
-
-
-class PlayLibrary(Protocol):
-    """What the player reads of the library (``libloop.index.Library``)."""
-
-    @property
-    def generation(self) -> int: ...
-    def playlist(self) -> Sequence[PlayItem]: ...
-    def frame_path(self, item: Any) -> Path: ...
-    def wait_for_change(self, since: int, timeout: float) -> int: ...
-
-
-class _BusCounts(Protocol):
-    @property
-    def transfers(self) -> int: ...
-    @property
-    def bytes(self) -> int: ...
-
-
-class PlayDisplay(Protocol):
-    """What the player drives (``libloop.display.Display``)."""
-
-    @property
-    def size(self) -> tuple[int, int]: ...
-    @property
-    def stats(self) -> _BusCounts: ...
-    def blit(self, x0: int, y0: int, x1: int, y1: int, data: Any) -> None: ...
-    def show_frame(self, data: Any) -> None: ...
-    def sleep(self) -> None: ...
-    def wake(self) -> None: ...
-    def set_brightness(self, percent: int) -> None: ...
-    def reinit(self) -> None: ...
-
-
-def _open_frame_file(path: Path) -> Frames:
-    from libloop.media.framefile import FrameFile
-
-    return FrameFile.open(path)
-
-
-# --- status ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlayerStatus:
-    """What ``GET /api/player`` answers: SPEC.md's shape plus extras."""
-
-    state: str
-    current: str | None
-    current_name: str | None
-    frame: int | None
-    brightness: int
-    night: dict[str, str] | None
-    faults: list[str]
-    stats: StatsSnapshot
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``{"state", "current", "stats", ...}``."""
-        return {
-            "state": self.state,
-            "current": self.current,
-            "current_name": self.current_name,
-            "frame": self.frame,
-            "brightness": self.brightness,
-            "night": self.night,
-            "faults": list(self.faults),
-            "stats": self.stats.to_dict(),
-            **self.extra,
-        }
 
 
 @dataclass
@@ -232,7 +122,7 @@ class Player:
         on_fatal: Callable[[BaseException], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         heartbeat: Callable[[], None] | None = None,
-        open_frames: Callable[[Path], Frames] = _open_frame_file,
+        open_frames: Callable[[Path], Frames] = open_frame_file,
         wire_hz: float = 64_000_000.0,
     ) -> None:
         self.display = display

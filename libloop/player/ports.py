@@ -1,0 +1,136 @@
+"""What the player needs from its collaborators, and what it reports.
+
+The player depends on these small protocols rather than on the display, the index and the
+frame-file classes themselves, so tests can substitute any part; ``PlayerStatus`` is the
+shape ``GET /api/player`` answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from libloop.player.stats import StatsSnapshot
+
+__all__ = ["Frames", "PlayDisplay", "PlayItem", "PlayLibrary", "PlayerStatus", "open_frame_file"]
+
+
+# --- what the player needs from its collaborators ----------------------------------------
+
+
+class _Region(Protocol):
+    @property
+    def x0(self) -> int: ...
+    @property
+    def y0(self) -> int: ...
+    @property
+    def x1(self) -> int: ...
+    @property
+    def y1(self) -> int: ...
+    @property
+    def data(self) -> memoryview: ...
+
+
+class Frames(Protocol):
+    """An opened frame file (``libloop.media.framefile.FrameFile``)."""
+
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def frame_count(self) -> int: ...
+    @property
+    def loop_count(self) -> int: ...
+    @property
+    def durations_ms(self) -> Sequence[int]: ...
+    def frame(self, i: int) -> memoryview: ...
+    def regions(self, i: int) -> Sequence[_Region]: ...
+    def prefetch(self, i: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class PlayItem(Protocol):
+    """What the player reads of a library item (``libloop.index.Item``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def loops(self) -> int: ...
+    @property
+    def min_seconds(self) -> float: ...
+
+
+class PlayLibrary(Protocol):
+    """What the player reads of the library (``libloop.index.Library``)."""
+
+    @property
+    def generation(self) -> int: ...
+    def playlist(self) -> Sequence[PlayItem]: ...
+    def frame_path(self, item: Any) -> Path: ...
+    def wait_for_change(self, since: int, timeout: float) -> int: ...
+
+
+class _BusCounts(Protocol):
+    @property
+    def transfers(self) -> int: ...
+    @property
+    def bytes(self) -> int: ...
+
+
+class PlayDisplay(Protocol):
+    """What the player drives (``libloop.display.Display``)."""
+
+    @property
+    def size(self) -> tuple[int, int]: ...
+    @property
+    def stats(self) -> _BusCounts: ...
+    def blit(self, x0: int, y0: int, x1: int, y1: int, data: Any) -> None: ...
+    def show_frame(self, data: Any) -> None: ...
+    def sleep(self) -> None: ...
+    def wake(self) -> None: ...
+    def set_brightness(self, percent: int) -> None: ...
+    def reinit(self) -> None: ...
+
+
+def open_frame_file(path: Path) -> Frames:
+    """Open a frame file (memory-mapped) for playback."""
+    from libloop.media.framefile import FrameFile
+
+    return FrameFile.open(path)
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlayerStatus:
+    """What ``GET /api/player`` answers: SPEC.md's shape plus extras."""
+
+    state: str
+    current: str | None
+    current_name: str | None
+    frame: int | None
+    brightness: int
+    night: dict[str, str] | None
+    faults: list[str]
+    stats: StatsSnapshot
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``{"state", "current", "stats", ...}``."""
+        return {
+            "state": self.state,
+            "current": self.current,
+            "current_name": self.current_name,
+            "frame": self.frame,
+            "brightness": self.brightness,
+            "night": self.night,
+            "faults": list(self.faults),
+            "stats": self.stats.to_dict(),
+            **self.extra,
+        }
