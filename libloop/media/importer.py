@@ -12,8 +12,9 @@ input can never surface as anything else.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,6 +121,21 @@ class _Monotonic:
             self.callback(value)
 
 
+@contextlib.contextmanager
+def _decoding(label: str) -> Iterator[None]:
+    """Turn a decoder's unexpected failure into a typed media error with one sentence."""
+    try:
+        yield
+    except LoopError:
+        raise
+    except MemoryError as exc:
+        raise MediaTooLarge(f"{label} needs more memory to decode than this device has.") from exc
+    except Exception as exc:
+        raise CorruptMedia(
+            f"{label} could not be decoded ({type(exc).__name__}); it may be damaged."
+        ) from exc
+
+
 def import_media(
     src: Path,
     dest: Path,
@@ -151,22 +167,14 @@ def import_media(
     def prescale(w: int, h: int) -> tuple[int, int]:
         return scaled_size(w, h, opts.width, opts.height, opts.fit)
 
-    try:
+    with _decoding(label):
         source = open_media(src, limits=opts.limits, delays=opts.delays, prescale=prescale, name=label)
         digest = content_hash(src)
-    except LoopError:
-        raise
-    except MemoryError as exc:
-        raise MediaTooLarge(f"{label} needs more memory to decode than this device has.") from exc
-    except Exception as exc:
-        raise CorruptMedia(
-            f"{label} could not be decoded ({type(exc).__name__}); it may be damaged."
-        ) from exc
     with source, FrameFileWriter(dest, opts.width, opts.height, loop_count=source.loop_count) as writer:
         pending: npt.NDArray[np.uint8] | None = None
         pending_ms = 0
         total_ms = 0
-        try:
+        with _decoding(label):
             for frame in source.frames():
                 rgb = fit_frame(frame.image, opts.width, opts.height, opts.fit, opts.background)
                 rgb565 = rgb888_to_rgb565(rgb, dither=opts.dither)
@@ -178,14 +186,6 @@ def import_media(
                     pending, pending_ms = rgb565, frame.duration_ms
                 total_ms += frame.duration_ms
                 report(0.99 * frame.progress)
-        except LoopError:
-            raise
-        except MemoryError as exc:
-            raise MediaTooLarge(f"{label} needs more memory to decode than this device has.") from exc
-        except Exception as exc:
-            raise CorruptMedia(
-                f"{label} could not be decoded ({type(exc).__name__}); it may be damaged."
-            ) from exc
         if pending is not None:
             writer.add_frame(pending, min(pending_ms, 0xFFFFFFFF))
         writer.commit()
