@@ -3,9 +3,8 @@
 The panel wants each pixel as two bytes, big-endian: ``RRRRRGGG GGGBBBBB``. The common
 Python drivers compute the 16-bit value and then split it back into bytes with
 ``np.dstack(...).flatten()`` (and often ``.tolist()``), which costs several full-frame
-temporaries. Here the value is computed in ``uint16`` a band of rows at a time (so the
-temporaries stay in cache) and stored straight into a big-endian view of the output, which
-does the byte swap; the result viewed as ``uint8`` is the wire bytes, with no further copy.
+temporaries. Here the value is computed once in ``uint16`` and a single byte-swapping cast
+(``astype(">u2")``) yields the wire bytes; viewed as ``uint8`` it needs no further copy.
 
 Without dithering each channel is truncated (``r >> 3``), as every ILI9341 driver does.
 Ordered (Bayer) dithering is optional: it trades banding in gradients for a fine, fixed
@@ -30,9 +29,6 @@ __all__ = [
 ]
 
 U8Array = npt.NDArray[np.uint8]
-
-#: Rows converted at a time: small enough for the temporaries to stay in cache.
-_BAND_ROWS = 48
 
 #: 4×4 Bayer threshold matrix, values 0..15.
 BAYER4: U8Array = np.array(
@@ -94,20 +90,17 @@ def rgb888_to_rgb565(
         raise ValueError(
             f"out must be a C-contiguous uint8 array of shape {(h, w, 2)}, got {out.shape} {out.dtype}"
         )
-    if out is None:
-        out = np.empty((h, w, 2), dtype=np.uint8)
-    wire = out.view(">u2").reshape(h, w)  # the same memory, as big-endian 16-bit pixels
     if dither:
         r5, g6, b5 = _dithered_codes(rgb, origin[0], origin[1])
-        wire[...] = (r5.astype(np.uint16) << 11) | (g6.astype(np.uint16) << 5) | b5
-        return out
-    # Bands of rows keep the uint16 temporaries in the CPU cache; one widening per channel,
-    # shifts in uint16, and the assignment into `wire` does the byte swap.
-    for y in range(0, h, _BAND_ROWS):
-        band = rgb[y : y + _BAND_ROWS]
-        r = band[:, :, 0].astype(np.uint16)
-        g = band[:, :, 1].astype(np.uint16)
-        wire[y : y + _BAND_ROWS] = ((r & 0xF8) << 8) | ((g & 0xFC) << 3) | (band[:, :, 2] >> 3)
+        value = (r5.astype(np.uint16) << 11) | (g6.astype(np.uint16) << 5) | b5
+    else:
+        # One widening per channel, shifts in uint16, one byte-swapping cast at the end.
+        r = rgb[:, :, 0].astype(np.uint16)
+        g = rgb[:, :, 1].astype(np.uint16)
+        value = ((r & 0xF8) << 8) | ((g & 0xFC) << 3) | (rgb[:, :, 2] >> 3)
+    if out is None:
+        return value.astype(">u2").view(np.uint8).reshape(h, w, 2)
+    out.view(">u2").reshape(h, w)[...] = value
     return out
 
 
