@@ -81,6 +81,7 @@ def crash(session: nox.Session) -> None:
         "tests/test_index_crash.py",
         "-m",
         "slow",
+        "-s",  # the kill figures are printed
         *session.posargs,
         env={"LOOP_CRASH_KILLS": os.environ.get("LOOP_CRASH_KILLS", "200")},
     )
