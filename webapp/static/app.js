@@ -88,7 +88,8 @@ async function main() {
   initLogin();
   initPasswordForm();
   initPlayer((id) => currentItems().find((item) => item.id === id)?.name);
-  initUploads(refreshLibrary);
+  // After an import, the library and what the player shows have both changed.
+  initUploads(() => Promise.all([refreshLibrary(), refreshPlayer()]));
   let current = null;
   document.addEventListener("loop:current", (event) => markPlaying((current = event.detail)));
   setOnChange(() => markPlaying(current));

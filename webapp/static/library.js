@@ -140,6 +140,9 @@ async function remove(id) {
   await withBusy(id, async () => {
     const answer = await api("DELETE", `/api/media/${encodeURIComponent(id)}`);
     items = answer.items;
+    // The panel has already moved off the item: show what the player says it plays now.
+    const status = await api("GET", "/api/player");
+    document.dispatchEvent(new CustomEvent("loop:player", { detail: status }));
   });
 }
 
