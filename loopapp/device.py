@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from libloop.clock import Clock, MonotonicClock
-from libloop.errors import HardwareError, ItemNotFound, LoopError
+from libloop.errors import HardwareError, LoopError
 from libloop.ili9341 import Rotation
 from loopapp.config import Config
 from loopapp.hardware import Hardware
@@ -410,15 +410,9 @@ class Device:
 
     def delete_item(self, item_id: str) -> None:
         """Take the item off the panel, then out of the library (the delete guarantee)."""
-        self.library.get(item_id)  # ItemNotFound before anything changes
-        self.player.evict(item_id)
-        try:
-            self.library.delete(item_id)
-        except ItemNotFound:
-            raise
-        except BaseException:
-            self.player.unban(item_id)
-            raise
+        from libloop.player import evict_and_delete
+
+        evict_and_delete(self.player, self.library, item_id)
 
     def display_png(self) -> bytes:
         image = self.hardware.snapshot(int(self.rotation))

@@ -26,7 +26,7 @@ from libloop.color import rgb888_to_rgb565
 from libloop.health import FakeWifi, ResourceMonitor, Supervisor
 from libloop.index import Item, Library, NewItem
 from libloop.media.framefile import FrameFileWriter
-from libloop.player.player import Player
+from libloop.player.player import Player, evict_and_delete
 from sim.wiring import SimWiring
 from webapp import create_app
 
@@ -82,13 +82,7 @@ class SimServices:
         return self._imports
 
     def delete_item(self, item_id: str) -> None:
-        self.library.get(item_id)
-        self.player.evict(item_id)
-        try:
-            self.library.delete(item_id)
-        except BaseException:
-            self.player.unban(item_id)
-            raise
+        evict_and_delete(self.player, self.library, item_id)
 
     def display_png(self) -> bytes:
         out = io.BytesIO()

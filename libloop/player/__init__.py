@@ -8,7 +8,7 @@ the empty and error screens, ``night`` the night schedule.
 from __future__ import annotations
 
 from libloop.player.night import NightSchedule
-from libloop.player.player import Player, PlayerStatus
+from libloop.player.player import Player, PlayerStatus, evict_and_delete
 from libloop.player.stats import StatsSnapshot
 
-__all__ = ["NightSchedule", "Player", "PlayerStatus", "StatsSnapshot"]
+__all__ = ["NightSchedule", "Player", "PlayerStatus", "StatsSnapshot", "evict_and_delete"]

@@ -46,6 +46,7 @@ from libloop.color import rgb888_to_rgb565
 from libloop.errors import ItemNotFound, LoopError, PlayerError, TransportError
 from libloop.player.night import NightSchedule
 from libloop.player.ports import (
+    DeletingLibrary,
     Frames,
     PlayDisplay,
     PlayerStatus,
@@ -57,7 +58,7 @@ from libloop.player.schedule import Timeline, catch_up_rects, passes_per_turn
 from libloop.player.screens import empty_screen, error_screen
 from libloop.player.stats import PlayerStats, StatsSnapshot
 
-__all__ = ["Player", "PlayerStatus"]
+__all__ = ["Player", "PlayerStatus", "evict_and_delete"]
 
 log = logging.getLogger(__name__)
 
@@ -847,3 +848,25 @@ class Player:
         if self.on_error is None:
             raise exc
         self.on_error(exc)
+
+
+def evict_and_delete(player: Player, library: DeletingLibrary, item_id: str, timeout: float = 2.0) -> None:
+    """Delete an item with the delete guarantee: off the panel first, then out of the library.
+
+    Returns when the panel shows something else and no frame of the item can reach it again.
+    If the library refuses the delete the item may play again (``unban``); if another caller
+    deleted it meanwhile, it stays banned.
+
+    Raises:
+        ItemNotFound: no such item (nothing changed).
+        PlayerError: the panel did not move off the item in time.
+    """
+    library.get(item_id)  # ItemNotFound before anything changes
+    player.evict(item_id, timeout)
+    try:
+        library.delete(item_id)
+    except ItemNotFound:
+        raise
+    except BaseException:
+        player.unban(item_id)
+        raise

@@ -14,7 +14,15 @@ from typing import Any, Protocol
 
 from libloop.player.stats import StatsSnapshot
 
-__all__ = ["Frames", "PlayDisplay", "PlayItem", "PlayLibrary", "PlayerStatus", "open_frame_file"]
+__all__ = [
+    "DeletingLibrary",
+    "Frames",
+    "PlayDisplay",
+    "PlayItem",
+    "PlayLibrary",
+    "PlayerStatus",
+    "open_frame_file",
+]
 
 
 # --- what the player needs from its collaborators ----------------------------------------
@@ -134,3 +142,11 @@ class PlayerStatus:
             "stats": self.stats.to_dict(),
             **self.extra,
         }
+
+
+class DeletingLibrary(Protocol):
+    """What :func:`libloop.player.evict_and_delete` needs of the index."""
+
+    def get(self, item_id: str) -> object: ...
+
+    def delete(self, item_id: str) -> object: ...
