@@ -103,6 +103,21 @@ def _drain(req: Any) -> None:
                 break
 
 
+def _reusable_socket(prepare: Any) -> Any:
+    """cheroot's socket set-up, with SO_REUSEADDR also for port 0.
+
+    cheroot leaves it off for an ephemeral port; its connections' TIME_WAIT entries then block
+    binding the same port again, and the supervisor's restart of the dashboard fails.
+    """
+
+    def prepared(*args: Any, **kwargs: Any) -> socket.socket:
+        sock: socket.socket = prepare(*args, **kwargs)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return sock
+
+    return prepared
+
+
 def _probe_bind(host: str, port: int) -> None:
     """Raise the ``OSError`` that binding ``host:port`` would raise (cheroot leaks its socket then)."""
     if port == 0:
@@ -176,10 +191,13 @@ class WebServer:
             request_queue_size=64,
         )
         server.gateway = _gateway_class()
+        server.prepare_socket = _reusable_socket(server.prepare_socket)
         # No server-side body cap: the application decides per route (uploads: the configured
         # limit; everything else 1 MiB) and answers 413 in its own JSON shape.
         server.max_request_body_size = 0
         server.max_request_header_size = 64 * 1024
+        # How often the connection loop wakes when idle; also bounds how long stop() waits.
+        server.expiration_interval = 0.1
         try:
             _probe_bind(self.host, self._requested_port)
             server.prepare()

@@ -272,12 +272,15 @@ class Supervisor:
             return Liveness(False, f"liveness check raised: {exc}")
 
     def _restart(self, rec: _Record, now: float) -> None:
-        rec.restarts += 1
         try:
             self._bounded(rec.restart, f"{rec.name} restart")
         except Exception as exc:
+            rec.restarts += 1
             self._fail(rec, now, f"restart failed: {exc}")
             return
+        # Counted once the component is starting again, so whoever sees the count can also
+        # see (and report against) the restarted component.
+        rec.restarts += 1
         rec.state, rec.started_at = STARTING, now
         rec.last = Liveness(False, "restarted")
 
