@@ -191,7 +191,7 @@ class WebServer:
             request_queue_size=64,
         )
         server.gateway = _gateway_class()
-        server.prepare_socket = _reusable_socket(server.prepare_socket)
+        server.prepare_socket = _reusable_socket(server.prepare_socket)  # type: ignore[method-assign]
         # No server-side body cap: the application decides per route (uploads: the configured
         # limit; everything else 1 MiB) and answers 413 in its own JSON shape.
         server.max_request_body_size = 0
