@@ -38,6 +38,53 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+#: The options of `_common` (with -h): those followed by a value, and the flags.
+_VALUE_OPTIONS = ("--data", "--config")
+_FLAG_OPTIONS = ("-h", "--help", "-v", "--verbose")
+#: Subcommands whose operands are item ids.
+_ID_COMMANDS = ("rm", "export")
+
+
+def _option_named(word: str) -> str | None:
+    """The option ``word`` names (exactly or by an unambiguous ``--`` prefix, as argparse allows)."""
+    name = word.split("=", 1)[0] if word.startswith("--") else word
+    if name in _VALUE_OPTIONS or name in _FLAG_OPTIONS:
+        return name
+    if name.startswith("--") and len(name) > 2:
+        matches = [o for o in (*_VALUE_OPTIONS, *_FLAG_OPTIONS) if o.startswith(name)]
+        if len(matches) == 1:
+            return matches[0]
+    return None
+
+
+def ids_as_operands(argv: list[str]) -> list[str]:
+    """Let ``loop rm -abc`` and ``loop export -abc DIR`` name an item whose id starts with ``-``.
+
+    Ids made by earlier versions start with ``-`` about once in 64, and argparse takes such a
+    word for an unknown option. For the commands that take item ids, every word that is not
+    one of their options is an operand: it is moved after a ``--``, where argparse reads it as
+    one. Ids made now never start with ``-`` (``libloop.index.items.make_item_id``).
+    """
+    if len(argv) < 2 or argv[0] not in _ID_COMMANDS or "--" in argv:
+        return argv
+    options: list[str] = []
+    operands: list[str] = []
+    words = iter(argv[1:])
+    for word in words:
+        option = _option_named(word)
+        if option is None:
+            operands.append(word)
+            continue
+        options.append(word)
+        if option in _VALUE_OPTIONS and "=" not in word:
+            value = next(words, None)  # its value, whatever it looks like
+            if value is not None:
+                options.append(value)
+    if not any(word.startswith("-") for word in operands):
+        return argv
+    return [argv[0], *options, "--", *operands]
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(
@@ -69,11 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("ls", "list the library in play order, one item a line with its id first", "ls")
     p.add_argument("--json", action="store_true", help="print the items as JSON")
 
+    id_help = "the item's id, as `loop ls` shows it first on its line (one that starts with - works too)"
     p = add("rm", "delete an item from the library", "rm")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help=id_help)
 
     p = add("export", "write an item's display-ready frames as PNG files with their durations", "export")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help=id_help)
     p.add_argument("dir", type=Path, metavar="DIR")
 
     p = add("fsck", "check the library; --repair fixes what it can and quarantines the rest", "fsck")
@@ -97,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(ids_as_operands(list(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(
         level=logging.DEBUG
         if args.verbose

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
-from loopapp.cli import build_parser, main
+from libloop.index.items import ID_PATTERN
+from loopapp.cli import build_parser, ids_as_operands, main
 from tests.e2e_helpers import solid_gif
 
 SUBCOMMANDS = [
@@ -190,3 +193,54 @@ def test_install_service_defaults_to_the_service_user_s_data_dir(
     code, out, _ = run(capsys, "install-service", "--dry-run", "--user", user)
     home = pwd.getpwnam(user).pw_dir
     assert code == 0 and f"--data {home}/.local/share/loop" in out
+
+
+def _add_with_id(data: Path, item_id: str, seed: int) -> None:
+    """An item with a chosen id, as a library made by an earlier version may hold."""
+    from libloop.index import Library
+    from tests.index_writer import make_frame_file
+
+    with Library(data) as library:
+        staged = library.staging_path()
+        library.add(staged, make_frame_file(staged, seed), item_id=item_id)
+
+
+def test_ids_starting_with_a_dash_are_ids_not_options(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _add_with_id(data, "-abc", 1)
+    _add_with_id(data, "-x_9", 2)
+    _add_with_id(data, "--q", 3)
+    frames_dir = tmp_path / "frames"
+    code, out, err = run(capsys, "export", "-abc", str(frames_dir), "--data", str(data))
+    assert (code, err) == (0, "") and "-abc" in out
+    assert len(list(frames_dir.glob("*.png"))) == 2
+    code, _, err = run(capsys, "export", "--data", str(data), "-x_9", str(tmp_path / "other"))
+    assert (code, err) == (0, "")
+    code, out, err = run(capsys, "rm", "-abc", "--data", str(data))
+    assert (code, err) == (0, "") and "-abc" in out
+    code, _, err = run(capsys, "rm", "--data", str(data), "--", "-x_9")  # the POSIX way still works
+    assert (code, err) == (0, "")
+    result = subprocess.run(  # the console script, reading sys.argv
+        [sys.executable, "-m", "loopapp", "rm", "--q", f"--data={data}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert run(capsys, "ls", "--data", str(data))[1] == ""
+
+
+@given(item_id=st.from_regex(ID_PATTERN, fullmatch=True), data_first=st.booleans())
+def test_any_id_reaches_the_command_as_it_was_typed(item_id: str, data_first: bool) -> None:
+    data = ["--data", "/tmp/loop-data"]
+    if ids_as_operands(["rm", item_id]) == ["rm", item_id] and item_id.startswith("-"):
+        # One of rm's own options (-h, -v, --data, or an abbreviation like --verb):
+        # only `--` makes it an id, as with every POSIX command.
+        argv = ["rm", *data, "--", item_id]
+    else:
+        argv = ["rm", *data, item_id] if data_first else ["rm", item_id, *data]
+    args = build_parser().parse_args(ids_as_operands(argv))
+    assert args.id == item_id and args.data == Path("/tmp/loop-data")
+    export = build_parser().parse_args(ids_as_operands(["export", *argv[1:], "out"]))
+    assert export.id == item_id and export.dir == Path("out")
