@@ -199,3 +199,12 @@ class ImportQueueClosed(LoopError):
     """The import queue is shut down and takes no more uploads."""
 
     code = "import_queue_closed"
+
+
+# --- export (appended) -------------------------------------------------------------------
+
+
+class ExportError(LoopError):
+    """``loop export`` cannot write its frames where it was asked to."""
+
+    code = "export_error"

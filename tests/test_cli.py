@@ -244,3 +244,96 @@ def test_any_id_reaches_the_command_as_it_was_typed(item_id: str, data_first: bo
     assert args.id == item_id and args.data == Path("/tmp/loop-data")
     export = build_parser().parse_args(ids_as_operands(["export", *argv[1:], "out"]))
     assert export.id == item_id and export.dir == Path("out")
+
+
+@pytest.mark.parametrize("target", ["file", "below a file"])
+def test_export_onto_a_file_is_one_sentence_and_writes_nothing(
+    target: str, data: Path, gif: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out, _ = run(capsys, "import", str(gif), "--data", str(data))
+    item_id = out.split()[0]
+    existing = tmp_path / "notes.txt"
+    existing.write_text("keep me\n")
+    dest = existing if target == "file" else existing / "frames"
+    code, out, err = run(capsys, "export", item_id, str(dest), "--data", str(data))
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and str(dest) in err and "Traceback" not in err
+    assert existing.read_text() == "keep me\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data", "notes.txt", gif.name])
+
+
+def _export_in_a_child(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run export_frames in a fresh interpreter, under a file-size limit or as user nobody.
+
+    ``args``: the frame file, the output directory, then ``fsize=BYTES`` or ``nobody``.
+    """
+    script = (
+        "import os, pwd, resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from PIL import Image\n"
+        "from libloop.errors import ExportError\n"
+        "from libloop.media.export import export_frames\n"
+        "Image.init()  # the PNG writer is loaded before the child gives up its rights\n"
+        "how = sys.argv[3]\n"
+        "if how.startswith('fsize='):\n"
+        "    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG\n"
+        "    limit = int(how.removeprefix('fsize='))\n"
+        "    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
+        "elif how == 'nobody' and os.getuid() == 0:  # root ignores file modes\n"
+        "    user = pwd.getpwnam('nobody')\n"
+        "    os.setgroups([])\n"
+        "    os.setgid(user.pw_gid)\n"
+        "    os.setuid(user.pw_uid)\n"
+        "try:\n"
+        "    export_frames(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        "except ExportError as exc:\n"
+        "    sys.exit(str(exc))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_export_that_fails_part_way_leaves_nothing_behind(tmp_path: Path) -> None:
+    from libloop.media.framefile import FrameFileWriter
+
+    frame_file = tmp_path / "item.loop"
+    rng = np.random.default_rng(7)
+    with FrameFileWriter(frame_file, 240, 320) as writer:
+        writer.add_frame(np.zeros((320, 240, 2), dtype=np.uint8), 100)  # a PNG of a few hundred bytes
+        writer.add_frame(rng.integers(0, 256, (320, 240, 2), dtype=np.uint8), 100)  # ~200 KB
+        writer.commit()
+    dest = tmp_path / "new" / "frames"
+    result = _export_in_a_child([str(frame_file), str(dest), "fsize=20000"])
+    assert result.returncode == 1 and str(dest) in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["item.loop"]  # not even the directories
+
+
+def test_export_into_a_directory_that_cannot_be_written() -> None:
+    import tempfile
+
+    from tests.index_writer import make_frame_file
+
+    shared = Path(tempfile.mkdtemp(prefix="loop-export-"))  # the child may run as another user
+    try:
+        shared.chmod(0o755)
+        frame_file = shared / "item.loop"
+        make_frame_file(frame_file, 1)
+        frame_file.chmod(0o644)
+        locked = shared / "locked"
+        locked.mkdir(mode=0o555)
+        result = _export_in_a_child([str(frame_file), str(locked), "nobody"])
+        assert result.returncode == 1 and "permission denied" in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
+        assert list(locked.iterdir()) == []
+    finally:
+        import shutil
+
+        shutil.rmtree(shared)
