@@ -28,6 +28,7 @@ from libloop.clock import Clock, MonotonicClock
 from libloop.errors import HardwareError, LoopError
 from libloop.ili9341 import Rotation
 from loopapp.config import Config
+from loopapp.devicelock import DeviceLock
 from loopapp.hardware import Hardware
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ class Device:
         self.exit_code = 0
         self._started = False
         self._web_running = False
+        self._lock = DeviceLock(self.data_dir)  # taken first thing in start()
         # Built by start():
         self.library: Library
         self.display: Display
@@ -160,7 +162,20 @@ class Device:
     # --- life cycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open everything, start the dashboard, the player and the supervisor."""
+        """Lock the data directory, then open everything, start the dashboard, the player and
+        the supervisor.
+
+        Raises:
+            DeviceAlreadyRunning: another device runs on this data directory (nothing touched).
+        """
+        self._lock.acquire()
+        try:
+            self._start_locked()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _start_locked(self) -> None:
         from libloop.display import Display
         from libloop.health import (
             BoundedBacklight,
@@ -322,6 +337,7 @@ class Device:
                 log.exception("stopping the %s failed", what)
         with contextlib.suppress(OSError):
             (self.data_dir / STATE_FILE).unlink()
+        self._lock.release()
 
     # --- supervisor hooks --------------------------------------------------------------------
 
