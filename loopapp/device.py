@@ -513,31 +513,18 @@ def _api_message(exc: urllib.error.HTTPError) -> str:
 
 
 def health_report(config: Config) -> dict[str, Any]:
-    """The running device's health, or this machine's resources when no device runs."""
+    """The running device's health; else ``state`` "not running" (or "not answering", with its
+    ``url``, when its process lives but its API does not answer) and this machine's resources."""
     device = running_device(config)
+    state: dict[str, Any] = {"state": "not running"}
     if device is not None:
         try:
             with urllib.request.urlopen(_request(device, "GET", "/api/health"), timeout=10) as response:
                 report: dict[str, Any] = json.loads(response.read())
                 return report
         except (OSError, ValueError):
-            pass
+            state = {"state": "not answering", "url": device[0]}
     from libloop.health import ResourceMonitor
 
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    monitor = ResourceMonitor(config.data_dir)
-    return {"state": "not running", "components": [], "resources": monitor.sample().to_dict(), "faults": []}
-
-
-def format_health(report: Mapping[str, Any]) -> str:
-    """A few readable lines of a health report."""
-    lines = [f"state: {report.get('state', 'unknown')}"]
-    for component in report.get("components", []):
-        alive = "ok" if component.get("alive") else "NOT ALIVE"
-        lines.append(f"  {component.get('name')}: {alive} ({component.get('detail', '')})")
-    resources = report.get("resources") or {}
-    for key, value in resources.items():
-        lines.append(f"  {key}: {value}")
-    for fault in list(report.get("faults", []))[-5:]:
-        lines.append(f"  fault: {fault}")
-    return "\n".join(lines)
+    monitor = ResourceMonitor(config.data_dir)  # the disk of its nearest existing parent
+    return {**state, "components": [], "resources": monitor.sample().to_dict(), "faults": []}

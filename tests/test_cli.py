@@ -148,11 +148,71 @@ def test_install_service_dry_run_names_this_interpreter(
     assert "Type=notify" in out and "WatchdogSec=" in out
 
 
-def test_health_without_a_running_device(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "health", "--json", "--data", str(data))
-    assert code == 0
+def test_health_without_a_running_device_is_one_sentence_and_fails(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "health", "--data", str(data))
+    assert (code, out) == (1, "")
+    assert err == (
+        f"loop health: No LOOP device is running on {data}; start it with loop sim or loop run.\n"
+    )
+    assert not data.exists()  # asking created nothing
+    code, out, err = run(capsys, "health", "--json", "--data", str(data))  # scripts still get JSON
+    assert code == 1 and err.count("\n") == 1 and "No LOOP device is running" in err
     report = json.loads(out)
     assert report["state"] == "not running" and "disk_free_mb" in report["resources"]
+
+
+def test_health_of_a_device_that_does_not_answer(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    data.mkdir()
+    (data / "device.json").write_text(json.dumps({"pid": os.getpid(), "url": url, "token": ""}))
+    code, out, err = run(capsys, "health", "--data", str(data))
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1 and "does not answer" in err and url in err
+
+
+def test_health_summary_names_every_component_and_the_faults() -> None:
+    from loopapp.health_text import format_health
+
+    def component(name: str, alive: bool, **extra: object) -> dict[str, object]:
+        return {"name": name, "essential": True, "state": "running" if alive else "failed",
+                "alive": alive, "restarts": 0, "recent_failures": 0, "detail": "", **extra}  # fmt: skip
+
+    report = {
+        "state": "degraded",
+        "uptime_s": 3725.0,
+        "components": [
+            component("player", True, detail="playing"),
+            component("display", False, detail="SPI write timed out", restarts=1, recent_failures=2),
+            component("wifi", True, essential=False),
+        ],
+        "resources": {"level": "warning", "cpu_percent": 12.0, "memory_percent": 40.2,
+                      "memory_available_mb": 300, "process_rss_mb": 61, "disk_free_mb": 420,
+                      "disk_total_mb": 29000, "temperature_c": 61.4, "problems": ["disk low"]},  # fmt: skip
+        "player": {"state": "playing", "current_name": "cat", "stats": {"fps": 12.5,
+                   "frames_shown": 1, "frames_dropped": 0}},  # fmt: skip
+        "wifi": {"connected": True, "ssid": "home", "signal_percent": 70, "ip": "10.0.0.5"},
+        "faults": [{"time_iso": "2026-01-02T03:04:05Z", "component": "display", "message": "SPI hung"}],
+        "faults_total": 1,
+    }
+    text = format_health(report, Path("/data"))
+    lines = text.splitlines()
+    assert lines[0] == "LOOP on /data: degraded, up 1 hour 2 minutes"
+    assert any(line.split()[:2] == ["player", "ok"] for line in lines)
+    display = next(line for line in lines if line.strip().startswith("display"))
+    assert "FAILED" in display and "SPI write timed out" in display
+    assert "1 restart;" in display and "2 failures lately" in display
+    assert "not essential" in next(line for line in lines if line.strip().startswith("wifi"))
+    assert "disk 420 MB free of 29000 MB" in text and "problem: disk low" in text
+    assert "Player: playing 'cat', 12.5 frames a second, 1 frame shown, 0 dropped" in lines
+    assert "Wi-Fi: connected to home (70 % signal), 10.0.0.5" in lines
+    assert "  2026-01-02T03:04:05Z display: SPI hung" in lines
 
 
 def test_bad_config_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -337,3 +397,26 @@ def test_export_into_a_directory_that_cannot_be_written() -> None:
         import shutil
 
         shutil.rmtree(shared)
+
+
+def test_a_still_picture_is_one_frame_not_one_frames(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    still = tmp_path / "dot.png"
+    Image.new("RGB", (20, 20), (0, 200, 0)).save(still)
+    code, out, err = run(capsys, "import", str(still), "--data", str(data))
+    assert code == 0, err
+    assert "image, 1 frame" in out and "frames" not in out
+    item_id = out.split()[0]
+    _, out, _ = run(capsys, "ls", "--data", str(data))
+    assert "  1 frame  " in out and "frames" not in out
+    _, out, _ = run(capsys, "export", item_id, str(tmp_path / "out"), "--data", str(data))
+    assert out == f"wrote 1 frame of {item_id} to {tmp_path / 'out'}\n"
+
+
+def test_one_problem_is_one_problem(data: Path, gif: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "import", str(gif), "--data", str(data))
+    for frame_file in (data / "frames").glob("*.loop"):
+        frame_file.unlink()
+    code, _, err = run(capsys, "fsck", "--data", str(data))
+    assert code == 1 and "The library has 1 problem;" in err
