@@ -153,9 +153,7 @@ def test_health_without_a_running_device_is_one_sentence_and_fails(
 ) -> None:
     code, out, err = run(capsys, "health", "--data", str(data))
     assert (code, out) == (1, "")
-    assert err == (
-        f"loop health: No LOOP device is running on {data}; start it with loop sim or loop run.\n"
-    )
+    assert err == (f"loop health: No LOOP device is running on {data}; start it with loop sim or loop run.\n")
     assert not data.exists()  # asking created nothing
     code, out, err = run(capsys, "health", "--json", "--data", str(data))  # scripts still get JSON
     assert code == 1 and err.count("\n") == 1 and "No LOOP device is running" in err
@@ -192,11 +190,22 @@ def test_health_summary_names_every_component_and_the_faults() -> None:
             component("display", False, detail="SPI write timed out", restarts=1, recent_failures=2),
             component("wifi", True, essential=False),
         ],
-        "resources": {"level": "warning", "cpu_percent": 12.0, "memory_percent": 40.2,
-                      "memory_available_mb": 300, "process_rss_mb": 61, "disk_free_mb": 420,
-                      "disk_total_mb": 29000, "temperature_c": 61.4, "problems": ["disk low"]},  # fmt: skip
-        "player": {"state": "playing", "current_name": "cat", "stats": {"fps": 12.5,
-                   "frames_shown": 1, "frames_dropped": 0}},  # fmt: skip
+        "resources": {
+            "level": "warning",
+            "cpu_percent": 12.0,
+            "memory_percent": 40.2,
+            "memory_available_mb": 300,
+            "process_rss_mb": 61,
+            "disk_free_mb": 420,
+            "disk_total_mb": 29000,
+            "temperature_c": 61.4,
+            "problems": ["disk low"],
+        },
+        "player": {
+            "state": "playing",
+            "current_name": "cat",
+            "stats": {"fps": 12.5, "frames_shown": 1, "frames_dropped": 0},
+        },
         "wifi": {"connected": True, "ssid": "home", "signal_percent": 70, "ip": "10.0.0.5"},
         "faults": [{"time_iso": "2026-01-02T03:04:05Z", "component": "display", "message": "SPI hung"}],
         "faults_total": 1,

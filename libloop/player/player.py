@@ -43,7 +43,7 @@ import numpy as np
 
 from libloop.clock import Clock, MonotonicClock
 from libloop.color import rgb888_to_rgb565
-from libloop.errors import ItemDisabled, ItemNotFound, LoopError, PlayerError, TransportError
+from libloop.errors import ItemNotFound, LoopError, PlayerError, TransportError
 from libloop.player.night import NightSchedule
 from libloop.player.ports import (
     DeletingLibrary,
@@ -261,14 +261,10 @@ class Player:
         """Play this item now, then carry on in play order after it.
 
         Raises:
-            ItemNotFound: the item is not in the library (or is being deleted).
-            ItemDisabled: the item is disabled, so it is not in the playlist.
+            ItemNotFound: the item is not in the playlist (deleted, disabled or being deleted).
         """
-        if item_id in self._banned:
+        if item_id in self._banned or all(it.id != item_id for it in self.library.playlist()):
             raise ItemNotFound(item_id)
-        if all(it.id != item_id for it in self.library.playlist()):
-            item = self.library.get(item_id)  # ItemNotFound when it is gone
-            raise ItemDisabled(item.id, item.name) if not item.enabled else ItemNotFound(item_id)
         self._control("show", item_id)
 
     def set_brightness(self, percent: int) -> None:
