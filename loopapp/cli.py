@@ -16,20 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from libloop.errors import LoopError
-from loopapp.config import Config, load_config
+from loopapp.config import Config, default_sim_data_dir, load_config
 
 log = logging.getLogger("loop")
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
 
-def _common() -> argparse.ArgumentParser:
+def _common(data_default: str = "$LOOP_DATA or ~/.local/share/loop") -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--data",
         type=Path,
         metavar="DIR",
-        help="the data directory (default: $LOOP_DATA or ~/.local/share/loop)",
+        help=f"the data directory (default: {data_default})",
     )
     common.add_argument(
         "--config", type=Path, metavar="FILE", help="a TOML config file (see loopapp/config.py)"
@@ -93,12 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, help: str, handler: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help, description=help)
+    def add(
+        name: str, help: str, handler: str, parent: argparse.ArgumentParser = common
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[parent], help=help, description=help)
         p.set_defaults(handler=handler)
         return p
 
-    p = add("sim", "run the whole device on a simulated panel, with the dashboard on localhost", "sim")
+    sim_common = _common("$LOOP_DATA or ~/.local/share/loop-sim")
+    p = add(
+        "sim", "run the whole device on a simulated panel, with the dashboard on localhost", "sim", sim_common
+    )
+    p.epilog = (
+        "The simulator keeps its own library (~/.local/share/loop-sim), apart from a real device's "
+        "(~/.local/share/loop). Other commands reach it with the same --data or $LOOP_DATA, "
+        "e.g. loop ls --data ~/.local/share/loop-sim."
+    )
     p.add_argument("--headless", action="store_true", help="no window (SDL's dummy video driver)")
     p.add_argument("--host", default="127.0.0.1", help="address the dashboard listens on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="dashboard port (default from config, 8080; 0 picks a free one)")
@@ -156,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        config = load_config(args.config, data_dir=args.data)
+        config = config_for(args)
         from loopapp import commands
 
         handler: Handler = getattr(commands, args.handler)
@@ -171,6 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into something that stopped reading (e.g. `loop ls | head`).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def config_for(args: argparse.Namespace) -> Config:
+    """The config of one command: ``--config`` and ``--data``; ``loop sim`` has its own data default."""
+    fallback = default_sim_data_dir() if args.command == "sim" else None
+    return load_config(args.config, data_dir=args.data, fallback_data_dir=fallback)
 
 
 def print_json(value: Any) -> None:

@@ -429,3 +429,31 @@ def test_one_problem_is_one_problem(data: Path, gif: Path, capsys: pytest.Captur
         frame_file.unlink()
     code, _, err = run(capsys, "fsck", "--data", str(data))
     assert code == 1 and "The library has 1 problem;" in err
+
+
+@pytest.mark.parametrize("command", ["sim", "ls", "run"])
+def test_the_simulator_keeps_its_own_data_directory(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopapp.cli import config_for
+
+    monkeypatch.delenv("LOOP_DATA", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    expected = tmp_path / "share" / ("loop-sim" if command == "sim" else "loop")
+    assert config_for(build_parser().parse_args([command])).data_dir == expected
+    # --data wins, then a config file's data_dir, then $LOOP_DATA, for the simulator too.
+    given_dir = config_for(build_parser().parse_args([command, "--data", str(tmp_path / "d")]))
+    assert given_dir.data_dir == tmp_path / "d"
+    config_file = tmp_path / "loop.toml"
+    config_file.write_text(f'data_dir = "{tmp_path / "from-file"}"\n')
+    from_file = config_for(build_parser().parse_args([command, "--config", str(config_file)]))
+    assert from_file.data_dir == tmp_path / "from-file"
+    monkeypatch.setenv("LOOP_DATA", str(tmp_path / "env"))
+    assert config_for(build_parser().parse_args([command])).data_dir == tmp_path / "env"
+
+
+def test_sim_help_says_where_its_data_is(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["sim", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "~/.local/share/loop-sim" in out and "apart from a real device's" in out

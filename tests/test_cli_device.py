@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import selectors
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +45,28 @@ def test_health_of_a_running_device_is_a_summary(tmp_path: Path) -> None:
     # Stopped: the same command now says so and fails.
     after = loop("health", "--data", str(data))
     assert after.returncode == 1 and "No LOOP device is running" in after.stderr
+
+
+def test_loop_sim_without_data_uses_its_own_directory(tmp_path: Path) -> None:
+    """Run as a person would: no --data, no $LOOP_DATA; a real device's directory stays untouched."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LOOP_DATA", "NOTIFY_SOCKET")}
+    env.update(HOME=str(tmp_path), XDG_DATA_HOME="", SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loopapp", "sim", "--headless", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            assert sel.select(60), "loop sim printed nothing"
+        assert b"LOOP is running" in proc.stdout.readline()
+        state = json.loads((tmp_path / ".local/share/loop-sim/device.json").read_text())
+        assert state["pid"] == proc.pid
+        assert not (tmp_path / ".local/share/loop").exists()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode(errors="replace")
