@@ -61,6 +61,8 @@ def run_session(cmd: Sequence[str], *, cwd: Path | None = None, grace: float = S
 
     def forward(signum: int, frame: FrameType | None) -> None:
         nonlocal blocking
+        if not received:
+            _become_subreaper()  # from now on, what nox leaves behind when it dies is ours to reap
         received.append(signum)
         if group is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -69,7 +71,6 @@ def run_session(cmd: Sequence[str], *, cwd: Path | None = None, grace: float = S
             blocking = False
             raise _Stopping
 
-    _become_subreaper()
     previous = {s: signal.signal(s, forward) for s in STOP_SIGNALS}
     tty = _foreground_tty()
     try:
@@ -127,7 +128,8 @@ def _take_back_tty(tty: int) -> None:
 
 
 def _become_subreaper() -> None:
-    """On Linux, adopt the session's orphans (nox gone first) so their exit is seen here at once."""
+    """On Linux, adopt the session's orphans (nox gone first), so their exit is seen here at once
+    rather than when init gets round to reaping them."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
