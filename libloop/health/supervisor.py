@@ -39,6 +39,7 @@ from libloop.health.bounded import STUCK_THREADS, StuckThreads, Waiter, call_wit
 from libloop.health.component import Component, Liveness
 from libloop.health.faults import FaultLog
 from libloop.health.notify import Notifier, SdNotifier
+from libloop.wording import plural
 
 #: Exit status asking systemd for a restart (any non-zero status does; 3 is ours, documented).
 EXIT_RESTART = 3
@@ -299,7 +300,7 @@ class Supervisor:
         count = len(rec.failures)
         if count >= self.exit_after:
             self.request_exit(
-                EXIT_RESTART, f"{rec.name} failed {count} times in {self.window:.0f} s: {reason}"
+                EXIT_RESTART, f"{rec.name} failed {plural(count, 'time')} in {self.window:.0f} s: {reason}"
             )
         elif count >= self.emergency_after:
             self._enter_emergency(now, f"{rec.name} keeps failing: {reason}")

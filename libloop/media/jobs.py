@@ -39,6 +39,7 @@ from libloop.errors import ImportQueueClosed, ImportWorkerError, JobNotFound, Lo
 from libloop.index.items import MAX_NAME, Item, NewItem
 from libloop.media.importer import ImportOptions, ImportResult, content_hash, import_media
 from libloop.media.limits import Limits
+from libloop.wording import plural
 
 __all__ = ["ImportQueue", "Imported", "Job", "JobStatus", "import_into", "item_name", "new_item"]
 
@@ -124,9 +125,9 @@ def truncation_warning(result: ImportResult, filename: str, limits: Limits) -> s
     if not result.truncated:
         return None
     return (
-        f"{filename} was longer than LOOP keeps, so only its first {result.frames} frames "
-        f"({result.duration_ms / 1000:.1f} s) were imported; the limits are {limits.max_frames} frames "
-        f"and {limits.max_video_seconds:g} s of video."
+        f"{filename} was longer than LOOP keeps, so it was cut to its first "
+        f"{plural(result.frames, 'frame')} ({result.duration_ms / 1000:.1f} s); the limits are "
+        f"{plural(limits.max_frames, 'frame')} and {limits.max_video_seconds:g} s of video."
     )
 
 
