@@ -416,6 +416,24 @@ def test_sequence_numbers_out_of_order_are_refused(tmp_path: Path) -> None:
         decode(tmp_path, bytes(data))
 
 
+def with_chunk_after_actl(data: bytes, extra: bytes) -> bytes:
+    at = data.index(b"acTL") + 4 + 8 + 4  # past acTL's type, data and CRC
+    return data[:at] + extra + data[at:]
+
+
+def test_a_damaged_ancillary_chunk_the_decoder_does_not_need_is_skipped(tmp_path: Path) -> None:
+    # Browsers skip ancillary chunks with a bad CRC; only the chunks that make the image count.
+    text = chunk(b"tEXt", b"Comment\x00made by a phone", crc=0)
+    _, decoded, _ = decode(tmp_path, with_chunk_after_actl(apng_bytes(4, 4, two_frames()), text))
+    assert len(decoded) == 3
+
+
+def test_a_chunk_claiming_more_bytes_than_the_file_has_is_refused_before_reading(tmp_path: Path) -> None:
+    hostile = struct.pack(">I", 0x7FFFFFF0) + b"zTXt" + b"\x00" * 16
+    with pytest.raises(CorruptMedia, match="truncated"):
+        decode(tmp_path, with_chunk_after_actl(apng_bytes(4, 4, two_frames()), hostile))
+
+
 def test_a_frame_outside_the_canvas_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CorruptMedia):
         decode(tmp_path, apng_bytes(4, 4, [Frame(solid(4, 4, RED)), Frame(solid(2, 2, BLUE), x=3, y=0)]))

@@ -30,6 +30,7 @@ no frame after it, leaves the default image, shown as a still.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 import zlib
@@ -98,10 +99,18 @@ def _read(f: BinaryIO, n: int) -> bytes:
     return data
 
 
-def _chunks(f: BinaryIO, *, check_crc: bool) -> Iterator[tuple[bytes, int, int, bytes]]:
-    """Yield (type, data offset, data length, data or b"" when not needed) for each chunk.
+#: Chunks read whole (all small); the largest one accepted.
+_CONTROL = (b"IHDR", b"PLTE", b"tRNS", b"acTL", b"fcTL", b"IEND")
+_MAX_CONTROL_BYTES = 4096
 
-    Reads small chunks whole; IDAT and fdAT are CRC-checked in blocks and not kept.
+
+def _chunks(f: BinaryIO, size: int) -> Iterator[tuple[bytes, int, int, bytes]]:
+    """Yield (type, data offset, data length, data) for each chunk of a ``size``-byte file.
+
+    The chunks this decoder uses are CRC-checked: control chunks are read whole, image data
+    (IDAT, fdAT) in blocks, keeping only its first four bytes (an fdAT's sequence number).
+    Other chunks are skipped unread, as browsers skip ancillary chunks they do not need. A
+    length running past the end of the file is a truncation, found before anything is read.
     """
     while True:
         header = f.read(8)
@@ -110,25 +119,29 @@ def _chunks(f: BinaryIO, *, check_crc: bool) -> Iterator[tuple[bytes, int, int, 
         if len(header) != 8:
             raise _Truncated
         length, kind = struct.unpack(">I4s", header)
-        if length > 0x7FFFFFFF:
-            raise _Damaged
         offset = f.tell()
+        if offset + length + 4 > size:
+            raise _Truncated
         if kind in (b"IDAT", b"fdAT"):
             crc = zlib.crc32(kind)
-            head = b""
+            data = b""
             left = length
             while left:
                 block = _read(f, min(left, 1 << 20))
-                if not head:
-                    head = block[:4]
+                data = data or block[:4]
                 crc = zlib.crc32(block, crc)
                 left -= len(block)
-            data = head
-        else:
+        elif kind in _CONTROL:
+            if length > _MAX_CONTROL_BYTES:
+                raise _Damaged
             data = _read(f, length)
             crc = zlib.crc32(kind + data)
+        else:
+            f.seek(length + 4, io.SEEK_CUR)
+            yield kind, offset, length, b""
+            continue
         (stored,) = struct.unpack(">I", _read(f, 4))
-        if check_crc and stored != crc:
+        if stored != crc:
             raise _Damaged
         yield kind, offset, length, data
         if kind == b"IEND":
@@ -193,7 +206,7 @@ class ApngSource(MediaSource):
     def _scan(self, f: BinaryIO) -> None:
         if f.read(8) != PNG_SIGNATURE:
             raise _Damaged
-        chunks = _chunks(f, check_crc=True)
+        chunks = _chunks(f, os.fstat(f.fileno()).st_size)
         kind, _, _, ihdr = next(chunks, (b"", 0, 0, b""))
         if kind != b"IHDR" or len(ihdr) != 13:
             raise _Damaged
