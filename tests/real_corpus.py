@@ -19,6 +19,7 @@ each file took.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 import time
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 #: Bump when any builder's output changes: the cross-run cache is keyed by it.
-CORPUS_VERSION = 2
+CORPUS_VERSION = 3
 
 Color = tuple[int, int, int]
 U8 = npt.NDArray[np.uint8]
@@ -454,7 +455,7 @@ def _encode_video(
     bar_w, bar_h = max(8, dw // 12), max(8, dh // 10)
     buf = yuv.copy()
     tmp = _tmp(path)
-    with av.open(str(tmp), "w", format=fmt) as container:
+    with av.open(str(tmp), "w", format=fmt, options={"fflags": "+bitexact"}) as container:
         stream: Any = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = sw, sh, "yuv420p"
         stream.options = options or {}
@@ -658,26 +659,50 @@ class RealCorpus:
 
 
 def corpus_root(cache_dir: Path | None, fallback: Path) -> Path:
-    """Where the session's corpus lives: the cross-run cache unless ``LOOP_CORPUS_CACHE=0``."""
+    """Where the session's corpus lives: the cross-run cache unless ``LOOP_CORPUS_CACHE=0``.
+
+    ``cache_dir`` is named ``...-v<CORPUS_VERSION>``; caches of other versions next to it are
+    removed (they are a few hundred megabytes each and can never be used again).
+    """
     if cache_dir is None or os.environ.get("LOOP_CORPUS_CACHE", "1") == "0":
         return fallback
+    stem = cache_dir.name.rsplit("-v", 1)[0]
+    for old in cache_dir.parent.glob(f"{stem}-v*"):
+        if old != cache_dir and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
     return cache_dir
 
 
 def main(argv: list[str]) -> int:
-    """Build every corpus file into ``argv[0]`` and print build time and size of each."""
-    if len(argv) != 1:
-        print("usage: python -m tests.real_corpus DIR", file=sys.stderr)
+    """``DIR [--import]``: build every corpus file into DIR; print size and build time (and import time)."""
+    args = [a for a in argv if a != "--import"]
+    if len(args) != 1:
+        print("usage: python -m tests.real_corpus DIR [--import]", file=sys.stderr)
         return 2
-    corpus = RealCorpus(Path(argv[0]))
-    total = 0.0
+    timed_import = "--import" in argv
+    corpus = RealCorpus(Path(args[0]))
+    totals = [0.0, 0.0]
     for name in corpus.names():
         start = time.perf_counter()
         entry = corpus.get(name)
-        took = time.perf_counter() - start
-        total += took
-        print(f"{name:24s} {entry.path.stat().st_size / 1e6:8.2f} MB {took:7.2f} s")
-    print(f"{'total':24s} {'':11s} {total:7.2f} s")
+        built = time.perf_counter() - start
+        line = f"{name:24s} {entry.path.stat().st_size / 1e6:8.2f} MB  built {built:6.2f} s"
+        totals[0] += built
+        if timed_import:
+            from libloop.media.importer import import_media
+
+            dest = corpus.root / f".{name}.loop"
+            start = time.perf_counter()
+            result = import_media(entry.path, dest)
+            took = time.perf_counter() - start
+            dest.unlink()
+            totals[1] += took
+            line += f"  imported {took:6.2f} s ({result.frames} frames, {result.duration_ms} ms)"
+        print(line)
+    print(
+        f"{'total':24s} {'':11s}  built {totals[0]:6.2f} s"
+        + (f"  imported {totals[1]:6.2f} s" if timed_import else "")
+    )
     return 0
 
 
