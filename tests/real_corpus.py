@@ -41,12 +41,18 @@ __all__ = [
     "RealCorpus",
     "animated_webp",
     "apng",
+    "assert_bars",
+    "assert_marker",
+    "assert_quadrants",
+    "close",
+    "contain_box",
     "gif_10mb",
     "h264_1080p_30s",
     "h264_mov_rotated_180",
     "hevc_mov_rotated",
     "jpeg_12mp",
     "jpeg_25mb",
+    "mean_colour",
     "mkv_legacy_rotate_tag",
     "png_alpha",
     "portrait_phone_photo",
@@ -605,6 +611,75 @@ def vp9_webm(d: Path) -> CorpusFile:
         path,
         Expect("video", "matroska", 1280, 720, QUADRANTS, (290, 300), (9_900, 10_100), (500_000, 10_000_000)),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Checking what a panel shows (a frame file's frame, or /api/display.png, as an RGB array)
+
+Box = tuple[int, int, int, int]
+
+
+def contain_box(w: int, h: int, panel_w: int, panel_h: int) -> Box:
+    """Where a w x h picture lands on the panel with "contain": (x0, y0, x1, y1), computed here."""
+    scale = min(panel_w / w, panel_h / h)
+    sw, sh = min(panel_w, round(w * scale)), min(panel_h, round(h * scale))
+    x0, y0 = (panel_w - sw) // 2, (panel_h - sh) // 2
+    return x0, y0, x0 + sw, y0 + sh
+
+
+def _panel_size(frame: U8) -> tuple[int, int]:
+    return int(frame.shape[1]), int(frame.shape[0])
+
+
+def to_panel(box: Box, src: tuple[int, int], panel: tuple[int, int]) -> Box:
+    """A box in displayed source pixels, in panel pixels ("contain")."""
+    px0, py0, px1, py1 = contain_box(*src, *panel)
+    sx, sy = (px1 - px0) / src[0], (py1 - py0) / src[1]
+    x0, y0, x1, y1 = box
+    return round(px0 + x0 * sx), round(py0 + y0 * sy), round(px0 + x1 * sx), round(py0 + y1 * sy)
+
+
+def mean_colour(frame: U8, cx: float, cy: float, r: int) -> Color:
+    """Mean RGB of the (2r+1)-pixel square around (cx, cy)."""
+    patch = frame[max(0, round(cy) - r) : round(cy) + r + 1, max(0, round(cx) - r) : round(cx) + r + 1, :3]
+    m = patch.reshape(-1, 3).mean(axis=0)
+    return int(m[0]), int(m[1]), int(m[2])
+
+
+def close(got: Color, want: Color, tol: int) -> bool:
+    return all(abs(g - w) <= tol for g, w in zip(got, want, strict=True))
+
+
+def assert_quadrants(frame: U8, size: tuple[int, int], what: str = "") -> None:
+    """The upright marker (red, green / blue, white) shows in the quarters of a w x h picture shown "contain"."""
+    x0, y0, x1, y1 = contain_box(*size, *_panel_size(frame))
+    w, h = x1 - x0, y1 - y0
+    r = max(2, min(w, h) // 16)
+    centres = [(x0 + w / 4, y0 + h / 4), (x0 + 3 * w / 4, y0 + h / 4), (x0 + w / 4, y0 + 3 * h / 4)]
+    centres.append((x0 + 3 * w / 4, y0 + 3 * h / 4))
+    seen = [mean_colour(frame, cx, cy, r) for cx, cy in centres]
+    for got, want in zip(seen, QUADRANTS, strict=True):
+        nearest = min(QUADRANTS, key=lambda c: sum((a - b) ** 2 for a, b in zip(c, got, strict=True)))
+        assert nearest == want and close(got, want, 60), f"{what}: quarters show {seen}, want {QUADRANTS}"
+
+
+def assert_bars(frame: U8, size: tuple[int, int], background: Color) -> None:
+    """Letterbox bars (if a w x h picture needs any on this panel) are the background colour."""
+    pw, ph = _panel_size(frame)
+    x0, y0, x1, y1 = contain_box(*size, pw, ph)
+    if y0 >= 4:
+        assert close(mean_colour(frame, pw / 2, y0 / 2, 1), background, 8)
+        assert close(mean_colour(frame, pw / 2, (y1 + ph) / 2, 1), background, 8)
+    if x0 >= 4:
+        assert close(mean_colour(frame, x0 / 2, ph / 2, 1), background, 8)
+        assert close(mean_colour(frame, (x1 + pw) / 2, ph / 2, 1), background, 8)
+
+
+def assert_marker(frame: U8, box: Box, size: tuple[int, int], present: bool) -> None:
+    """The yellow marker is (or is not) at ``box`` (source pixels of a w x h animation)."""
+    x0, y0, x1, y1 = to_panel(box, size, _panel_size(frame))
+    got = mean_colour(frame, (x0 + x1) / 2, (y0 + y1) / 2, max(1, (x1 - x0) // 5))
+    assert close(got, YELLOW, 50) == present, (box, got)
 
 
 # ---------------------------------------------------------------------------------------------

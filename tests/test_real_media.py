@@ -24,70 +24,29 @@ from libloop.color import rgb565_to_rgb888
 from libloop.media.framefile import FrameFile
 from libloop.media.importer import ImportOptions, ImportResult, import_media
 from libloop.media.limits import Limits
-from tests.real_corpus import QUADRANTS, YELLOW, Color, CorpusFile, RealCorpus, stored_from_upright
+from tests.real_corpus import (
+    QUADRANTS,
+    Color,
+    CorpusFile,
+    RealCorpus,
+    assert_bars,
+    assert_marker,
+    assert_quadrants,
+    close,
+    contain_box,
+    mean_colour,
+    stored_from_upright,
+)
 
 PANEL_W, PANEL_H = 240, 320
 MAGENTA: Color = (255, 0, 255)
 OPTIONS = ImportOptions(background=MAGENTA)
-Box = tuple[int, int, int, int]
 
 STILLS = [f"jpeg_12mp_o{o}" for o in range(1, 9)] + ["portrait_phone", "jpeg_25mb"]
 #: The 30 s 1080p video takes ~10 s to make and ~8 s to import here: marked slow (still run by default).
 LONG_VIDEO = pytest.param("h264_1080p_30s", marks=pytest.mark.slow)
 VIDEOS = [LONG_VIDEO, "hevc_mov_rotated", "h264_mov_rotated_180", "mkv_legacy_rotate_tag", "vp9_webm"]
 ANIMATIONS = ["animated_webp", "apng", "gif_10mb"]
-
-
-def picture_box(w: int, h: int) -> Box:
-    """Where a w x h picture lands on the portrait panel with "contain": (x0, y0, x1, y1)."""
-    scale = min(PANEL_W / w, PANEL_H / h)
-    sw, sh = min(PANEL_W, round(w * scale)), min(PANEL_H, round(h * scale))
-    x0, y0 = (PANEL_W - sw) // 2, (PANEL_H - sh) // 2
-    return x0, y0, x0 + sw, y0 + sh
-
-
-def to_panel(box: Box, src: tuple[int, int]) -> Box:
-    """A box in displayed source pixels, in panel pixels."""
-    px0, py0, px1, py1 = picture_box(*src)
-    sx, sy = (px1 - px0) / src[0], (py1 - py0) / src[1]
-    x0, y0, x1, y1 = box
-    return round(px0 + x0 * sx), round(py0 + y0 * sy), round(px0 + x1 * sx), round(py0 + y1 * sy)
-
-
-def mean_colour(frame: npt.NDArray[np.uint8], cx: float, cy: float, r: int) -> Color:
-    patch = frame[max(0, round(cy) - r) : round(cy) + r + 1, max(0, round(cx) - r) : round(cx) + r + 1]
-    m = patch.reshape(-1, 3).mean(axis=0)
-    return int(m[0]), int(m[1]), int(m[2])
-
-
-def close(got: Color, want: Color, tol: int) -> bool:
-    return all(abs(g - w) <= tol for g, w in zip(got, want, strict=True))
-
-
-def assert_quadrants(frame: npt.NDArray[np.uint8], size: tuple[int, int], what: str) -> None:
-    """The upright marker layout (red, green / blue, white) shows in the picture's quarters."""
-    x0, y0, x1, y1 = picture_box(*size)
-    w, h = x1 - x0, y1 - y0
-    r = max(2, min(w, h) // 16)
-    centres = [(x0 + w / 4, y0 + h / 4), (x0 + 3 * w / 4, y0 + h / 4), (x0 + w / 4, y0 + 3 * h / 4)]
-    centres.append((x0 + 3 * w / 4, y0 + 3 * h / 4))
-    seen = [mean_colour(frame, cx, cy, r) for cx, cy in centres]
-    for got, want in zip(seen, QUADRANTS, strict=True):
-        nearest = min(QUADRANTS, key=lambda c: sum((a - b) ** 2 for a, b in zip(c, got, strict=True)))
-        assert nearest == want and close(got, want, 60), f"{what}: quarters show {seen}, want {QUADRANTS}"
-
-
-def assert_bars(frame: npt.NDArray[np.uint8], size: tuple[int, int], background: Color) -> None:
-    """Letterbox bars (if the shape needs any) are the background colour."""
-    x0, y0, x1, y1 = picture_box(*size)
-    if y0 >= 4:
-        assert close(mean_colour(frame, PANEL_W / 2, y0 / 2, 1), background, 8)
-        assert close(mean_colour(frame, PANEL_W / 2, (y1 + PANEL_H) / 2, 1), background, 8)
-    if x0 >= 4:
-        assert close(mean_colour(frame, x0 / 2, PANEL_H / 2, 1), background, 8)
-        assert close(mean_colour(frame, (x1 + PANEL_W) / 2, PANEL_H / 2, 1), background, 8)
-    if x0 < 1 and y0 < 1:
-        assert (x1, y1) == (PANEL_W, PANEL_H)
 
 
 def panel(path: Path, i: int = 0) -> npt.NDArray[np.uint8]:
@@ -162,7 +121,7 @@ def test_portrait_phone_photo_fills_the_portrait_panel(real_corpus: RealCorpus, 
     # would be letterboxed into a 240x180 strip).
     result = imported(real_corpus["portrait_phone"], tmp_path)
     frame = panel(result.path)
-    assert picture_box(result.width, result.height) == (0, 0, PANEL_W, PANEL_H)
+    assert contain_box(result.width, result.height, PANEL_W, PANEL_H) == (0, 0, PANEL_W, PANEL_H)
     for x, y in ((2, 2), (PANEL_W - 3, 2), (2, PANEL_H - 3), (PANEL_W - 3, PANEL_H - 3)):
         assert not close(mean_colour(frame, x, y, 1), MAGENTA, 40)
 
@@ -172,7 +131,7 @@ def test_png_alpha_is_composited_over_the_background(real_corpus: RealCorpus, tm
     result = imported(entry, tmp_path, ImportOptions(background=MAGENTA, dither=False))
     assert_matches_expectation(result, entry)
     frame = panel(result.path)
-    x0, y0, x1, y1 = picture_box(entry.expect.width, entry.expect.height)
+    x0, y0, x1, y1 = contain_box(entry.expect.width, entry.expect.height, PANEL_W, PANEL_H)
     assert entry.expect.alpha_bands is not None
     for third, (alpha, rgb) in enumerate(entry.expect.alpha_bands):
         shown = tuple(round((alpha * c + (255 - alpha) * b) / 255) for c, b in zip(rgb, MAGENTA, strict=True))
@@ -183,12 +142,6 @@ def test_png_alpha_is_composited_over_the_background(real_corpus: RealCorpus, tm
 
 # ---------------------------------------------------------------------------------------------
 # Animations
-
-
-def assert_marker(frame: npt.NDArray[np.uint8], box: Box, size: tuple[int, int], present: bool) -> None:
-    x0, y0, x1, y1 = to_panel(box, size)
-    got = mean_colour(frame, (x0 + x1) / 2, (y0 + y1) / 2, max(1, (x1 - x0) // 5))
-    assert close(got, YELLOW, 50) == present, (box, got)
 
 
 @pytest.mark.parametrize("name", ANIMATIONS)
