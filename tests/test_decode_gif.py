@@ -198,3 +198,78 @@ def test_a_gif_that_only_lacks_its_trailer_byte_is_played(tmp_path: Path) -> Non
     assert whole.endswith(b";")
     _, frames, _ = decode(tmp_path, whole[:-1])
     assert len(frames) == 4
+
+
+# What follows a GIF's last block is not part of it: browsers play the first GIF in the file.
+
+FIRST = [
+    GifFrame(0, 0, [[1, 1, 2], [2, 1, 1]], disposal=2),
+    GifFrame(1, 0, [[3, 0], [0, 3]], transparent=0),
+]
+SECOND = [GifFrame(0, 0, [[4] * 5] * 4), GifFrame(0, 0, [[2] * 5] * 4)]
+
+
+def first_stream(trailer: bool = True) -> bytes:
+    return gif_bytes(3, 2, PALETTE, FIRST, loop=2, trailer=trailer)
+
+
+def assert_plays_the_first_stream(tmp_path: Path, data: bytes) -> None:
+    src, decoded, _ = decode(tmp_path, data)
+    assert (src.width, src.height, src.loop_count) == (3, 2, 3)  # type: ignore[attr-defined]
+    expected = expected_frames(3, 2, PALETTE, FIRST)
+    assert len(decoded) == len(expected)
+    for got, exp in zip(decoded, expected, strict=True):
+        assert_same(got, exp)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"\x00" * 512,  # padded to a sector
+        b"garbage appended by an uploader\r\n",
+        bytes(range(256)),
+        gif_bytes(5, 4, PALETTE, SECOND, loop=0),  # a second GIF concatenated
+    ],
+    ids=["zeros", "text", "bytes", "second-gif"],
+)
+@pytest.mark.parametrize("trailer", [True, False], ids=["trailer", "no-trailer"])
+def test_whatever_follows_the_gif_is_ignored(tmp_path: Path, tail: bytes, trailer: bool) -> None:
+    assert_plays_the_first_stream(tmp_path, first_stream(trailer) + tail)
+
+
+def test_a_second_gif_after_a_missing_trailer_is_not_played(tmp_path: Path) -> None:
+    data = first_stream(trailer=False) + gif_bytes(5, 4, PALETTE, SECOND, loop=0)
+    assert_plays_the_first_stream(tmp_path, data)
+
+
+def test_junk_before_any_image_is_still_refused(tmp_path: Path) -> None:
+    from libloop.errors import CorruptMedia
+
+    header_only = gif_bytes(3, 2, PALETTE, [], trailer=False)
+    with pytest.raises(CorruptMedia, match="damaged"):
+        decode(tmp_path, header_only + b"junk")
+
+
+def test_a_gif_cut_inside_its_data_is_refused_even_with_junk_after_the_cut(tmp_path: Path) -> None:
+    from libloop.errors import CorruptMedia
+
+    whole = gif_bytes(8, 8, PAL, FOUR_FRAMES, loop=0)
+    # The cut leaves the third frame's sub-blocks open: what follows is read as its data.
+    cut = whole[: len(whole) * 3 // 5]
+    with pytest.raises(CorruptMedia, match="truncated"):
+        decode(tmp_path, cut + b"\xff" * 3)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=40)
+@given(random_gifs(), st.binary(max_size=64), st.booleans())
+def test_random_gifs_with_random_tails_play_as_browsers_play_them(
+    tmp_path: Path, gif: tuple[int, int, list[GifFrame]], tail: bytes, trailer: bool
+) -> None:
+    w, h, frames = gif
+    if not trailer and tail[:1] in (b"!", b",", b";"):
+        tail = b"\x00" + tail  # a tail that does not start a block
+    _, decoded, _ = decode(tmp_path, gif_bytes(w, h, PALETTE, frames, trailer=trailer) + tail)
+    expected = expected_frames(w, h, PALETTE, frames)
+    assert len(decoded) == len(expected)
+    for got, exp in zip(decoded, expected, strict=True):
+        assert_same(got, exp)

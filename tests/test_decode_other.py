@@ -95,3 +95,16 @@ def test_webm_and_prescale(tmp_path: Path) -> None:
         assert src.kind == "video"
         sizes = {f.image.size for f in src.frames()}
     assert sizes == {(160, 120)}
+
+
+@pytest.mark.parametrize(("fps", "kept"), [(30, 30), (25, 25), (60, 30), (50, 30)])
+def test_millisecond_timestamps_do_not_lose_frames_to_the_rate_cap(
+    tmp_path: Path, fps: int, kept: int
+) -> None:
+    # Matroska/WebM store whole milliseconds: 30 fps arrives as 0, 33, 67, 100 ms..., a hair
+    # before each 1/30 s slot. Every frame must still be kept (and at 60 fps every other one).
+    path = make_video(tmp_path / "ms.mkv", frames=fps, fps=fps, width=32, height=32)
+    with open_media(path, limits=Limits(max_fps=30)) as src:
+        frames = list(src.frames())
+    assert len(frames) == kept
+    assert 990 <= sum(f.duration_ms for f in frames) <= 1010

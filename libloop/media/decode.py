@@ -5,8 +5,10 @@ as a picture, a text file named ``.mp4`` is refused. Three decoders share one in
 ``MediaSource``:
 
 * GIF (``decode_gif``): our own compositor, with browser semantics (see that module);
-* pictures and animated pictures (``decode_image``): Pillow, for PNG/APNG, JPEG (EXIF
-  orientation applied), BMP and WebP (animated or not);
+* APNG (``decode_apng``): our own chunk walker and compositor (the spec's blend and dispose
+  rules), Pillow decoding each frame's pixels;
+* pictures and animated WebP (``decode_image``): Pillow, for PNG, JPEG (EXIF orientation
+  applied), BMP and WebP (animated or not);
 * video (``decode_video``): PyAV (FFmpeg) for MP4/MOV, WebM and MKV, streamed.
 
 Every decoder checks dimensions on the header before decoding pixels, yields one frame at a
@@ -173,7 +175,11 @@ def open_media(
 
         return GifSource(path, limits=limits, delays=delays, name=label)
     if what == "picture":
+        from libloop.media.decode_apng import ApngSource, is_animated_png
         from libloop.media.decode_image import open_picture
+
+        if is_animated_png(path):
+            return ApngSource(path, limits=limits, delays=delays, name=label)
 
         return open_picture(path, limits=limits, delays=delays, prescale=prescale, name=label)
     if what == "video":

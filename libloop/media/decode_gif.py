@@ -13,6 +13,10 @@ included), and composite in numpy:
 * after showing it, disposal 2 clears the frame's rectangle to transparent, disposal 3 restores
   what was there before the frame; 0, 1 and the undefined 4..7 leave it.
 
+The stream ends at its trailer byte (0x3B) or, as in browsers, at the first byte after a
+complete block that starts no block: trailing garbage, zero padding or a second GIF appended
+to the first are ignored and the first GIF plays. A file cut off INSIDE a block is refused.
+
 Loop counts (NETSCAPE2.0 / ANIMEXTS1.0 extension): absent = play once (player loop count 1),
 0 = forever (0), n = repeat n times, i.e. play n + 1 times (n + 1), as browsers do.
 A single-frame GIF is a still (kind "image").
@@ -179,6 +183,11 @@ class GifSource(MediaSource):
                     _GifFrame(x, y, w, h, bool(packed & 0x40), pal_off, pal_size, data_offset, f.tell(), *gce)
                 )
                 gce = (0, None, None)
+            elif self._table:
+                # Not a block: whatever follows the last image is not part of this GIF (a second
+                # GIF appended, padding, junk from an uploader). Browsers play what came before,
+                # as if the trailer were there; so do we.
+                return
             else:
                 raise CorruptMedia(f"{self.name} is a damaged GIF (unknown block); upload it again.")
 

@@ -5,9 +5,10 @@ Dimensions are checked on the header before any pixel is decoded, and Pillow's
 of the process. JPEGs are decoded in draft mode at the smallest DCT scale that still covers the
 panel, which is several times faster than a full decode followed by a downscale.
 
-APNG and animated WebP are composited by Pillow (it implements their blend/dispose rules
-like browsers do). Their loop counts already mean "play n times" (0 = forever). Frame delays
-follow the same ``DelayPolicy`` as GIFs.
+Animated WebP is composited by Pillow (libwebp's demuxer does the blending and disposal);
+its loop count already means "play n times" (0 = forever) and frame delays follow the same
+``DelayPolicy`` as GIFs. Animated PNGs do not come here: ``decode_apng`` composites them
+(Pillow's APNG compositing differs from the specification's).
 """
 
 from __future__ import annotations
