@@ -4,8 +4,8 @@
 worker process, the player thread). Each figure is measured from outside, as a phone sees it:
 
 * **upload to first frame**: from the first byte of ``POST /api/media?show=true`` until
-  ``GET /api/player`` names the new item (the player shows an item's first frame when it makes
-  it current), split into upload, import and show. The baseline is the same file's import in
+  ``GET /api/player`` says the panel holds a frame of the new item (``on_panel``), split into
+  upload, import and show. The baseline is the same file's import in
   this process with ``import_media`` alone: what the device adds on top of the conversion.
 * **peak RSS during a 200 MB upload**: the device process's resident set sampled every 10 ms
   while a 199 MiB body streams in, against its RSS just before. The body is not media, so its
@@ -52,7 +52,7 @@ def _first_frame_latency(url: str, path: Path) -> dict[str, float]:
     if job["status"] != "done":
         raise RuntimeError(f"import of {path.name} failed: {job['error']}")
     item_id = job["item"]["id"]
-    while _get(f"{url}/api/player")["current"] != item_id:
+    while _get(f"{url}/api/player")["on_panel"] != item_id:
         if time.perf_counter() - t_imported > 30:
             raise RuntimeError(f"{path.name} was imported but never shown")
         time.sleep(0.005)
@@ -112,7 +112,7 @@ def run(report: Report, quick: bool) -> None:
         "Uploads on the whole device",
         "`loop sim --headless` as a subprocess, measured over HTTP on loopback (idle device, "
         "nothing else playing). Upload to first frame = upload + import (in the device's "
-        "worker process) + until the player names the item. Baseline: `import_media` alone, "
+        "worker process) + until the panel holds the item's first frame. Baseline: `import_media` alone, "
         "in the benchmark's own process.",
     )
     with tempfile.TemporaryDirectory() as tmp:

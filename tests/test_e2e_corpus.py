@@ -21,7 +21,16 @@ from PIL import Image
 
 from tests.e2e_helpers import DeviceProcess, http
 from tests.http_uploads import post_files
-from tests.real_corpus import BUILDERS, CorpusFile, RealCorpus
+from tests.real_corpus import (
+    BUILDERS,
+    CorpusFile,
+    RealCorpus,
+    assert_bars,
+    assert_quadrants,
+    close,
+    contain_box,
+    mean_colour,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -39,33 +48,13 @@ def device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeviceProcess]:
         assert "Traceback" not in err, err
 
 
-def fitted_box(width: int, height: int) -> tuple[float, float, float, float]:
-    """Where a ``width`` x ``height`` picture lands on the portrait panel with 'contain'."""
-    scale = min(PANEL_W / width, PANEL_H / height)
-    w, h = width * scale, height * scale
-    x0, y0 = (PANEL_W - w) / 2, (PANEL_H - h) / 2
-    return x0, y0, x0 + w, y0 + h
-
-
-def patch_colour(panel: np.ndarray, x: float, y: float, r: int = 5) -> tuple[int, int, int]:
-    """The median colour of a small square around (x, y): the corpus is noisy on purpose."""
-    xi, yi = int(x), int(y)
-    patch = panel[max(0, yi - r) : yi + r + 1, max(0, xi - r) : xi + r + 1].reshape(-1, 3)
-    red, green, blue = (int(v) for v in np.median(patch, axis=0))
-    return red, green, blue
-
-
-def near(a: tuple[int, int, int], b: tuple[int, int, int], tol: int = 45) -> bool:
-    return all(abs(x - y) <= tol for x, y in zip(a, b, strict=True))
-
-
 def show_and_capture(device: DeviceProcess, entry: CorpusFile) -> tuple[dict[str, object], np.ndarray]:
     answer = post_files(device.url, [entry.path], query="?wait=true&show=true")
     assert answer.status == 201, (entry.name, answer.status, answer.body[:400])
     (job,) = answer.json()["jobs"]
     item = job["item"]
     deadline = time.monotonic() + 30
-    while http("GET", f"{device.url}/api/player").json()["current"] != item["id"]:
+    while http("GET", f"{device.url}/api/player").json()["on_panel"] != item["id"]:
         assert time.monotonic() < deadline, f"{entry.name} was imported but never shown"
         time.sleep(0.05)
     png = http("GET", f"{device.url}/api/display.png")
@@ -86,25 +75,15 @@ def test_corpus_file_uploads_and_shows_upright(
     assert item["frames"] >= 1
     if expect.kind != "image":
         assert item["frames"] > 1, item
-    x0, y0, x1, y1 = fitted_box(expect.width, expect.height)
+    size = (expect.width, expect.height)
     if expect.quadrants is not None:
-        w, h = x1 - x0, y1 - y0
-        centres = [(x0 + w / 4, y0 + h / 4), (x0 + 3 * w / 4, y0 + h / 4)]
-        centres += [(x0 + w / 4, y0 + 3 * h / 4), (x0 + 3 * w / 4, y0 + 3 * h / 4)]
-        seen = [patch_colour(panel, x, y) for x, y in centres]
-        for where, got, want in zip(
-            ("top-left", "top-right", "bottom-left", "bottom-right"), seen, expect.quadrants, strict=True
-        ):
-            assert near(got, want), f"{name}: {where} of the panel shows {got}, expected about {want}"
-    # Outside a letterboxed picture the panel shows the background (black by default).
-    if y0 >= 12:
-        assert near(patch_colour(panel, PANEL_W / 2, y0 / 2, r=3), (0, 0, 0), tol=10), name
-    if x0 >= 12:
-        assert near(patch_colour(panel, x0 / 2, PANEL_H / 2, r=3), (0, 0, 0), tol=10), name
+        assert_quadrants(panel, size, name)
+    assert_bars(panel, size, (0, 0, 0))  # the default background
     if expect.alpha_bands is not None:
         # Each third is its colour composited over the black background, by its alpha.
-        w = x1 - x0
+        x0, y0, x1, y1 = contain_box(*size, PANEL_W, PANEL_H)
         for third, (alpha, rgb) in enumerate(expect.alpha_bands):
-            got = patch_colour(panel, x0 + w * (third + 0.5) / 3, (y0 + y1) / 2, r=3)
-            want = tuple(round(c * alpha / 255) for c in rgb)
-            assert near(got, want, tol=20), f"{name}: third {third} shows {got}, expected {want}"  # type: ignore[arg-type]
+            shown = tuple(round(c * alpha / 255) for c in rgb)
+            cx = x0 + (x1 - x0) * (2 * third + 1) / 6
+            got = mean_colour(panel, cx, (y0 + y1) / 2, 3)
+            assert close(got, shown, 12), f"{name}: third {third} shows {got}, expected {shown}"  # type: ignore[arg-type]

@@ -76,6 +76,13 @@ EMPTY = "<empty screen>"
 ERROR = "<error screen>"
 
 
+def _item_on(panel: tuple[str, int] | None) -> str | None:
+    """The item id of what the panel holds, or None for a screen or unknown content."""
+    if panel is None or panel[0] in (EMPTY, ERROR):
+        return None
+    return panel[0]
+
+
 @dataclass
 class _Turn:
     """The item being played: its file, its schedule and the last global frame shown."""
@@ -389,6 +396,7 @@ class Player:
             night=self._night.to_dict() if self._night is not None else None,
             faults=list(self._faults),
             stats=self._stats.snapshot(),
+            on_panel=_item_on(self._panel),
             extra={"error": self._forced_error or self._error_message or str(self._fatal) or None}
             if error
             else {},

@@ -128,6 +128,9 @@ class PlayerStatus:
     faults: list[str]
     stats: StatsSnapshot
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The item whose frame the panel holds now (None: a screen, or not known yet). It follows
+    #: ``current`` once that item's first frame has been sent.
+    on_panel: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"state", "current", "stats", ...}``."""
@@ -140,6 +143,7 @@ class PlayerStatus:
             "night": self.night,
             "faults": list(self.faults),
             "stats": self.stats.to_dict(),
+            "on_panel": self.on_panel,
             **self.extra,
         }
 
