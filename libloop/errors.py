@@ -199,3 +199,28 @@ class ImportQueueClosed(LoopError):
     """The import queue is shut down and takes no more uploads."""
 
     code = "import_queue_closed"
+
+
+# --- API tokens (appended) ---------------------------------------------------------------
+
+
+class TokenNotFound(LibraryError):
+    """No API token with that name exists."""
+
+    code = "not_found"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"There is no API token named {name!r}; `loop token ls` lists them.")
+
+
+class TokenExists(LibraryError):
+    """An API token with that name already exists."""
+
+    code = "token_exists"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"An API token named {name!r} already exists; choose another name or revoke that one first."
+        )

@@ -209,6 +209,12 @@ def password(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def token(args: argparse.Namespace, config: Config) -> int:
+    from loopapp.tokens import run_token_command
+
+    return run_token_command(args, config)
+
+
 __all__ = [
     "doctor",
     "export",
@@ -221,4 +227,5 @@ __all__ = [
     "rm",
     "run",
     "sim",
+    "token",
 ]
