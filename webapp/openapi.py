@@ -308,13 +308,13 @@ _PATHS: dict[str, Schema] = {
                     "202": _json(
                         _ref("Jobs"), "The imports are queued (or still running after the wait limit)."
                     ),
-                    "400": _json({"oneOf": [_ref("FailedImport"), _ref("Error")]}, "No file in the upload."),
+                    "400": _json({"anyOf": [_ref("FailedImport"), _ref("Error")]}, "No file in the upload."),
                     **_errors(401, 403, 413),
                     "415": _json(
-                        {"oneOf": [_ref("FailedImport"), _ref("Error")]}, "Not media LOOP can read."
+                        {"anyOf": [_ref("FailedImport"), _ref("Error")]}, "Not media LOOP can read."
                     ),
                     "422": _json(
-                        {"oneOf": [_ref("FailedImport"), _ref("Error")]},
+                        {"anyOf": [_ref("FailedImport"), _ref("Error")]},
                         "A damaged, empty or too large file.",
                     ),
                     "507": _error("Not enough free space on the device."),
