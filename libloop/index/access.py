@@ -172,7 +172,7 @@ class LoginSessions:
         session_id = secrets.token_urlsafe(32)
         now = self._now()
         with self._library._transaction("recording a login") as conn:
-            conn.execute("DELETE FROM sessions WHERE created < ?", (now - self._lifetime,))
+            conn.execute("DELETE FROM sessions WHERE created <= ?", (now - self._lifetime,))
             conn.execute(
                 "DELETE FROM sessions WHERE hash NOT IN "
                 "(SELECT hash FROM sessions ORDER BY created DESC LIMIT ?)",
