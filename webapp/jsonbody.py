@@ -2,15 +2,14 @@
 
 Python's ``json`` parser recurses once per nested array or object, so a body of a thousand
 ``[`` is a ``RecursionError`` deep inside it. ``parse_json`` measures the nesting before
-parsing (in C speed: strings are cut out with one regular expression, then numpy adds up the
-brackets) and refuses anything deeper than ``MAX_JSON_DEPTH``; the API's documents nest
-three levels at most.
+parsing (vectorised with numpy: a few milliseconds for a hostile megabyte, about what
+``json.loads`` itself takes) and refuses anything deeper than ``MAX_JSON_DEPTH``; the API's
+documents nest three levels at most.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import numpy as np
@@ -18,9 +17,7 @@ import numpy as np
 MAX_JSON_DEPTH = 32
 MAX_JSON_BYTES = 1 << 20
 
-# A JSON string, or an unterminated one running to the end: it matches at its first quote
-# without backtracking, so the scan is linear however hostile the body.
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
 _STEP = np.zeros(256, dtype=np.int8)
 _STEP[[ord("["), ord("{")]] = 1
 _STEP[[ord("]"), ord("}")]] = -1
@@ -37,16 +34,26 @@ class JsonBodyError(ValueError):
 def nesting_depth(data: bytes) -> int:
     """How deep arrays and objects nest in ``data`` (brackets inside strings do not count).
 
-    For malformed input this is an upper bound of what a parser reading left to right would
-    reach before failing.
+    Vectorised, so a hostile megabyte costs a few milliseconds: a quote opens or closes a
+    string unless an odd run of backslashes precedes it, and a bracket counts only outside
+    strings. For malformed input the answer is exact up to the first error, which is as far
+    as a parser reading left to right recurses.
     """
     if b"[" not in data and b"{" not in data:
         return 0
-    bare = _STRING.sub(b"", data)
-    opening = bare.count(b"[") + bare.count(b"{")
-    if opening <= 1:
-        return opening
-    steps = _STEP[np.frombuffer(bare, dtype=np.uint8)]
+    raw = np.frombuffer(data, dtype=np.uint8)
+    steps = np.take(_STEP, raw)
+    if b'"' in data:
+        quote = raw == _QUOTE
+        if b"\\" in data:
+            # Runs of backslashes: an odd one escapes the byte after it.
+            edges = np.diff((raw == _BACKSLASH).view(np.int8), prepend=np.int8(0), append=np.int8(0))
+            starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+            escaped = ends[((ends - starts) & 1).astype(bool)]
+            quote[escaped[escaped < raw.size]] = False
+        # A byte after an odd number of real quotes is inside a string.
+        inside = np.bitwise_xor.accumulate(quote.view(np.uint8))
+        steps = np.where(inside, np.int8(0), steps)
     return max(0, int(np.cumsum(steps, dtype=np.int32).max()))
 
 
