@@ -385,7 +385,6 @@ def test_scripts_need_no_extra_header(app: Flask, method: str, path: str) -> Non
     assert response.status_code < 500
 
 
-@pytest.mark.parametrize(("method", "path"), STATE_CHANGING)
 @pytest.mark.parametrize(
     "headers",
     [
@@ -399,18 +398,19 @@ def test_scripts_need_no_extra_header(app: Flask, method: str, path: str) -> Non
     ],
 )
 def test_cross_site_browser_requests_are_refused(
-    app: Flask, device: SimServices, method: str, path: str, headers: dict[str, str]
+    app: Flask, device: SimServices, headers: dict[str, str]
 ) -> None:
     add_solid_item(device.library, "keep", [(1, 2, 3)])
     before = device.library.items()
-    response = getattr(app.test_client(), method)(
-        path, json={"password": None, "action": "pause", "ids": [], "name": "x"}, headers=headers
-    )
-    assert is_json_error(response, 403)
-    assert response.get_json()["error"] == {
-        "code": "cross_site_request",
-        "message": "Requests from other web sites are not accepted.",
-    }
+    for method, path in STATE_CHANGING:
+        response = getattr(app.test_client(), method)(
+            path, json={"password": None, "action": "pause", "ids": [], "name": "x"}, headers=headers
+        )
+        assert is_json_error(response, 403), (method, path)
+        assert response.get_json()["error"] == {
+            "code": "cross_site_request",
+            "message": "Requests from other web sites are not accepted.",
+        }
     assert device.library.items() == before
     assert device.library.tokens.list() == []
 
@@ -538,11 +538,13 @@ def test_the_device_answers_to_its_own_names(named_app: Flask, host: str) -> Non
 
 
 @pytest.mark.parametrize("host", FOREIGN_HOSTS)
-@pytest.mark.parametrize(("method", "path"), PATHS)
-def test_any_other_host_is_421_on_every_path(named_app: Flask, host: str, method: str, path: str) -> None:
-    response = getattr(named_app.test_client(), method)(path, headers={"Host": host}, json={"password": "x"})
-    assert is_json_error(response, 421), (host, path, response.status_code)
-    assert response.get_json()["error"]["code"] == "misdirected_request"
+def test_any_other_host_is_421_on_every_path(named_app: Flask, host: str) -> None:
+    for method, path in PATHS:
+        response = getattr(named_app.test_client(), method)(
+            path, headers={"Host": host}, json={"password": "x"}
+        )
+        assert is_json_error(response, 421), (host, path, response.status_code)
+        assert response.get_json()["error"]["code"] == "misdirected_request"
 
 
 def test_the_machines_own_hostname_is_the_default(device: SimServices) -> None:
@@ -778,22 +780,22 @@ JSON_ROUTES = [
 ]
 
 
+def nested_bodies() -> list[str]:
+    bodies = []
+    for depth in (33, 1_000, 100_000):
+        bodies.append("[" * depth + "]" * depth)
+        bodies.append('{"a":' * depth + "1" + "}" * depth)
+        bodies.append('{"password": ' + "[" * depth + "]" * depth + "}")
+    return bodies
+
+
 @pytest.mark.parametrize(("method", "path"), JSON_ROUTES)
-@pytest.mark.parametrize("depth", [33, 1_000, 100_000])
-@pytest.mark.parametrize("shape", ["array", "object", "in a field"])
-def test_deeply_nested_json_is_a_400_on_every_route(
-    app: Flask, method: str, path: str, depth: int, shape: str
-) -> None:
+def test_deeply_nested_json_is_a_400_on_every_route(app: Flask, method: str, path: str) -> None:
     """Issue 13: ~1,000 levels used to be a 500 and a RecursionError, even on login."""
-    if shape == "array":
-        body = "[" * depth + "]" * depth
-    elif shape == "object":
-        body = '{"a":' * depth + "1" + "}" * depth
-    else:
-        body = '{"password": ' + "[" * depth + "]" * depth + "}"
-    response = getattr(app.test_client(), method)(path, data=body, content_type="application/json")
-    assert is_json_error(response, 400), response.get_data()[:200]
-    assert response.get_json()["error"]["code"] == "json_too_deep"
+    for body in nested_bodies():
+        response = getattr(app.test_client(), method)(path, data=body, content_type="application/json")
+        assert is_json_error(response, 400), (body[:40], response.get_data()[:200])
+        assert response.get_json()["error"]["code"] == "json_too_deep"
 
 
 def test_deep_json_on_login_is_refused_before_authentication(app: Flask) -> None:

@@ -44,8 +44,6 @@ from webapp.throttle import LoginThrottle, retry_after_header
 
 PASSWORD_KEY = "web.password"
 SECRET_KEY_SETTING = "web.secret_key"
-#: The custom header the dashboard used to send; still accepted, no longer needed.
-LEGACY_CSRF_HEADER = "X-Loop-Request"
 MIN_PASSWORD_LENGTH = 4
 MAX_PASSWORD_LENGTH = 1024
 #: ``Authorization`` values longer than this are refused without looking at them.
