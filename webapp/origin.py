@@ -34,7 +34,6 @@ MAX_HOST_LENGTH = 300
 ANY_HOST = "*"
 
 _PORT = re.compile(r"[0-9]{1,5}")
-_NAME = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62})(?:\.[a-z0-9](?:[a-z0-9_-]{0,62}))*")
 
 
 def normalise_name(name: str) -> str:
@@ -119,8 +118,7 @@ class HostPolicy:
             return ":" in name and is_ip_literal(name)
         if is_ip_literal(name):
             return True
-        name = normalise_name(name)
-        return name in self.names and _NAME.fullmatch(name) is not None
+        return normalise_name(name) in self.names
 
 
 def cross_origin_refusal(
