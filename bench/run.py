@@ -13,7 +13,13 @@ from pathlib import Path
 
 from bench.report import Report
 
-MODULES = ["bench.bench_color", "bench.bench_display", "bench.bench_media", "bench.bench_player"]
+MODULES = [
+    "bench.bench_color",
+    "bench.bench_display",
+    "bench.bench_media",
+    "bench.bench_player",
+    "bench.bench_uploads",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -201,6 +201,31 @@ class ImportQueueClosed(LoopError):
     code = "import_queue_closed"
 
 
+# --- export (appended) -------------------------------------------------------------------
+
+
+class ExportError(LoopError):
+    """``loop export`` cannot write its frames where it was asked to."""
+
+    code = "export_error"
+
+
+# --- player (appended) -------------------------------------------------------------------
+
+
+class ItemDisabled(PlayerError):
+    """The item to show is in the library but disabled, so the player does not play it."""
+
+    code = "item_disabled"
+
+    def __init__(self, item_id: str, name: str) -> None:
+        self.item_id = item_id
+        super().__init__(
+            f"The item {name!r} is disabled, so it is not played; enable it first (its switch on "
+            f'the dashboard, or PATCH /api/media/{item_id} with {{"enabled": true}}).'
+        )
+
+
 # --- API tokens (appended) ---------------------------------------------------------------
 
 

@@ -16,26 +16,75 @@ from pathlib import Path
 from typing import Any
 
 from libloop.errors import LoopError
-from loopapp.config import Config, load_config
+from loopapp.config import Config, default_sim_data_dir, load_config
 
 log = logging.getLogger("loop")
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
 
-def _common(argument_default: Any = None) -> argparse.ArgumentParser:
+def _common(
+    data_default: str = "$LOOP_DATA or ~/.local/share/loop", argument_default: Any = None
+) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, argument_default=argument_default)
     common.add_argument(
         "--data",
         type=Path,
         metavar="DIR",
-        help="the data directory (default: $LOOP_DATA or ~/.local/share/loop)",
+        help=f"the data directory (default: {data_default})",
     )
     common.add_argument(
         "--config", type=Path, metavar="FILE", help="a TOML config file (see loopapp/config.py)"
     )
     common.add_argument("-v", "--verbose", action="store_true", help="log more detail to standard error")
     return common
+
+
+#: The options of `_common` (with -h): those followed by a value, and the flags.
+_VALUE_OPTIONS = ("--data", "--config")
+_FLAG_OPTIONS = ("-h", "--help", "-v", "--verbose")
+#: Subcommands whose operands are item ids.
+_ID_COMMANDS = ("rm", "export")
+
+
+def _option_named(word: str) -> str | None:
+    """The option ``word`` names (exactly or by an unambiguous ``--`` prefix, as argparse allows)."""
+    name = word.split("=", 1)[0] if word.startswith("--") else word
+    if name in _VALUE_OPTIONS or name in _FLAG_OPTIONS:
+        return name
+    if name.startswith("--") and len(name) > 2:
+        matches = [o for o in (*_VALUE_OPTIONS, *_FLAG_OPTIONS) if o.startswith(name)]
+        if len(matches) == 1:
+            return matches[0]
+    return None
+
+
+def ids_as_operands(argv: list[str]) -> list[str]:
+    """Let ``loop rm -abc`` and ``loop export -abc DIR`` name an item whose id starts with ``-``.
+
+    Ids made by earlier versions start with ``-`` about once in 64, and argparse takes such a
+    word for an unknown option. For the commands that take item ids, every word that is not
+    one of their options is an operand: it is moved after a ``--``, where argparse reads it as
+    one. Ids made now never start with ``-`` (``libloop.index.items.make_item_id``).
+    """
+    if len(argv) < 2 or argv[0] not in _ID_COMMANDS or "--" in argv:
+        return argv
+    options: list[str] = []
+    operands: list[str] = []
+    words = iter(argv[1:])
+    for word in words:
+        option = _option_named(word)
+        if option is None:
+            operands.append(word)
+            continue
+        options.append(word)
+        if option in _VALUE_OPTIONS and "=" not in word:
+            value = next(words, None)  # its value, whatever it looks like
+            if value is not None:
+                options.append(value)
+    if not any(word.startswith("-") for word in operands):
+        return argv
+    return [argv[0], *options, "--", *operands]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,12 +95,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, help: str, handler: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, parents=[common], help=help, description=help)
+    def add(
+        name: str, help: str, handler: str, parent: argparse.ArgumentParser = common
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[parent], help=help, description=help)
         p.set_defaults(handler=handler)
         return p
 
-    p = add("sim", "run the whole device on a simulated panel, with the dashboard on localhost", "sim")
+    sim_common = _common("$LOOP_DATA or ~/.local/share/loop-sim")
+    p = add(
+        "sim", "run the whole device on a simulated panel, with the dashboard on localhost", "sim", sim_common
+    )
+    p.epilog = (
+        "The simulator keeps its own library (~/.local/share/loop-sim), apart from a real device's "
+        "(~/.local/share/loop). Other commands reach it with the same --data or $LOOP_DATA, "
+        "e.g. loop ls --data ~/.local/share/loop-sim."
+    )
     p.add_argument("--headless", action="store_true", help="no window (SDL's dummy video driver)")
     p.add_argument("--host", default="127.0.0.1", help="address the dashboard listens on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="dashboard port (default from config, 8080; 0 picks a free one)")
@@ -69,11 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("ls", "list the library in play order, one item a line with its id first", "ls")
     p.add_argument("--json", action="store_true", help="print the items as JSON")
 
+    id_help = "the item's id, as `loop ls` shows it first on its line (one that starts with - works too)"
     p = add("rm", "delete an item from the library", "rm")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help=id_help)
 
     p = add("export", "write an item's display-ready frames as PNG files with their durations", "export")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help=id_help)
     p.add_argument("dir", type=Path, metavar="DIR")
 
     p = add("fsck", "check the library; --repair fixes what it can and quarantines the rest", "fsck")
@@ -99,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_token_command(p: argparse.ArgumentParser) -> None:
     """``loop token create NAME`` / ``loop token ls [--json]`` / ``loop token rm NAME``."""
     # The common options again, after the action; SUPPRESS keeps `loop token --data D ls` working.
-    common = _common(argparse.SUPPRESS)
+    common = _common(argument_default=argparse.SUPPRESS)
     actions = p.add_subparsers(dest="token_action", metavar="ACTION", required=True)
     create = actions.add_parser(
         "create",
@@ -119,7 +179,7 @@ def _add_token_command(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(ids_as_operands(list(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(
         level=logging.DEBUG
         if args.verbose
@@ -130,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        config = load_config(args.config, data_dir=args.data)
+        config = config_for(args)
         from loopapp import commands
 
         handler: Handler = getattr(commands, args.handler)
@@ -145,6 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into something that stopped reading (e.g. `loop ls | head`).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def config_for(args: argparse.Namespace) -> Config:
+    """The config of one command: ``--config`` and ``--data``; ``loop sim`` has its own data default."""
+    fallback = default_sim_data_dir() if args.command == "sim" else None
+    return load_config(args.config, data_dir=args.data, fallback_data_dir=fallback)
 
 
 def print_json(value: Any) -> None:

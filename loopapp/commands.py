@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from libloop.errors import LoopError
+from libloop.wording import plural
 from loopapp.config import Config, default_data_dir
 from loopapp.progress import ProgressBar
 
@@ -70,12 +71,12 @@ def import_(args: argparse.Namespace, config: Config) -> int:
                     continue
             item = done.item
             note = " (already in the library)" if done.existing else ""
-            print(f"{item.id}  {item.name}  {item.kind}, {item.frames} frames{note}")
+            print(f"{item.id}  {item.name}  {item.kind}, {plural(item.frames, 'frame')}{note}")
             if done.warning:
                 print(f"loop import: note: {done.warning}", file=sys.stderr)
     if failures:
         raise LoopError(
-            f"{failures} of {len(args.files)} files could not be imported; see the messages above."
+            f"{failures} of {plural(len(args.files), 'file')} could not be imported; see the messages above."
         )
     return 0
 
@@ -92,7 +93,7 @@ def ls(args: argparse.Namespace, config: Config) -> int:
     for item in items:
         state = "" if item.enabled else "  (disabled)"
         seconds = item.duration_ms / 1000
-        print(f"{item.id}  {item.name}  {item.kind}  {item.frames} frames  {seconds:.1f} s{state}")
+        print(f"{item.id}  {item.name}  {item.kind}  {plural(item.frames, 'frame')}  {seconds:.1f} s{state}")
     return 0
 
 
@@ -117,7 +118,7 @@ def export(args: argparse.Namespace, config: Config) -> int:
     with Library(config.data_dir) as library:
         item = library.get(args.id)
         paths = export_frames(library.frame_path(item), args.dir)
-    print(f"wrote {len(paths)} frames of {item.id} to {args.dir}")
+    print(f"wrote {plural(len(paths), 'frame')} of {item.id} to {args.dir}")
     return 0
 
 
@@ -133,7 +134,7 @@ def fsck(args: argparse.Namespace, config: Config) -> int:
         print("library is consistent" if not report.problems else "library repaired")
         return 0
     hint = "" if args.repair else "; run `loop fsck --repair` to fix them"
-    raise LoopError(f"The library has {len(report.problems)} problems{hint}.")
+    raise LoopError(f"The library has {plural(len(report.problems), 'problem')}{hint}.")
 
 
 def doctor(args: argparse.Namespace, config: Config) -> int:
@@ -146,7 +147,7 @@ def doctor(args: argparse.Namespace, config: Config) -> int:
     print(format_checks(checks))
     bad = [c for c in checks if not c.ok]
     if bad:
-        raise LoopError(f"{len(bad)} problems found; each is listed above with its fix.")
+        raise LoopError(f"{plural(len(bad), 'problem')} found; each is listed above with its fix.")
     return 0
 
 
@@ -181,13 +182,22 @@ def health(args: argparse.Namespace, config: Config) -> int:
     from loopapp.device import health_report
 
     report = health_report(config)
-    if args.json:
+    if args.json:  # also when no device runs: this machine's resources, for scripts
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return 0
-    from loopapp.device import format_health
+    if report.get("state") == "not running":
+        raise LoopError(
+            f"No LOOP device is running on {config.data_dir}; start it with loop sim or loop run."
+        )
+    if report.get("state") == "not answering":
+        raise LoopError(
+            f"The LOOP device on {config.data_dir} does not answer at {report.get('url')}; "
+            "it may be stuck or still starting (systemd restarts a stuck one)."
+        )
+    if not args.json:
+        from loopapp.health_text import format_health
 
-    print(format_health(report))
+        print(format_health(report, config.data_dir))
     return 0
 
 

@@ -65,6 +65,17 @@ def default_data_dir() -> Path:
     return Path(base) / "loop"
 
 
+def default_sim_data_dir() -> Path:
+    """The simulator's data directory, apart from a real device's (``loop sim`` without --data).
+
+    ``$LOOP_DATA`` if set, else ``$XDG_DATA_HOME/loop-sim``, else ``~/.local/share/loop-sim``.
+    """
+    if env := os.environ.get("LOOP_DATA"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "loop-sim"
+
+
 @dataclass(frozen=True)
 class DisplayConfig:
     rotation: int = 0
@@ -178,10 +189,16 @@ def validate(config: Config) -> Config:
     return config
 
 
-def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Config:
-    """Read a config file (or the defaults when ``path`` is None); ``data_dir`` overrides the file's."""
+def load_config(
+    path: Path | None = None, *, data_dir: Path | None = None, fallback_data_dir: Path | None = None
+) -> Config:
+    """Read a config file (or the defaults when ``path`` is None); ``data_dir`` overrides the file's.
+
+    ``fallback_data_dir`` replaces ``default_data_dir()`` when neither gives one (``loop sim``).
+    """
     if path is None:
-        return validate(Config().with_data_dir(data_dir))
+        base = Config() if fallback_data_dir is None else Config(data_dir=fallback_data_dir)
+        return validate(base.with_data_dir(data_dir))
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -202,4 +219,6 @@ def load_config(path: Path | None = None, *, data_dir: Path | None = None) -> Co
             kwargs[key] = _section(_SECTIONS[key], value, key, path)
         else:
             raise ConfigError(f"Unknown setting {key!r} in {path}; known: data_dir, {', '.join(_SECTIONS)}.")
+    if fallback_data_dir is not None:
+        kwargs.setdefault("data_dir", fallback_data_dir)
     return validate(Config(**kwargs).with_data_dir(data_dir))

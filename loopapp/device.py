@@ -28,6 +28,7 @@ from libloop.clock import Clock, MonotonicClock
 from libloop.errors import HardwareError, LoopError
 from libloop.ili9341 import Rotation
 from loopapp.config import Config
+from loopapp.devicelock import DeviceLock
 from loopapp.hardware import Hardware
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ class Device:
         self.exit_code = 0
         self._started = False
         self._web_running = False
+        self._lock = DeviceLock(self.data_dir)  # taken first thing in start()
         # Built by start():
         self.library: Library
         self.display: Display
@@ -160,7 +162,20 @@ class Device:
     # --- life cycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open everything, start the dashboard, the player and the supervisor."""
+        """Lock the data directory, then open everything, start the dashboard, the player and
+        the supervisor.
+
+        Raises:
+            DeviceAlreadyRunning: another device runs on this data directory (nothing touched).
+        """
+        self._lock.acquire()
+        try:
+            self._start_locked()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _start_locked(self) -> None:
         from libloop.display import Display
         from libloop.health import (
             BoundedBacklight,
@@ -324,6 +339,7 @@ class Device:
                 log.exception("stopping the %s failed", what)
         with contextlib.suppress(OSError):
             (self.data_dir / STATE_FILE).unlink()
+        self._lock.release()
 
     # --- supervisor hooks --------------------------------------------------------------------
 
@@ -499,31 +515,18 @@ def _api_message(exc: urllib.error.HTTPError) -> str:
 
 
 def health_report(config: Config) -> dict[str, Any]:
-    """The running device's health, or this machine's resources when no device runs."""
+    """The running device's health; else ``state`` "not running" (or "not answering", with its
+    ``url``, when its process lives but its API does not answer) and this machine's resources."""
     device = running_device(config)
+    state: dict[str, Any] = {"state": "not running"}
     if device is not None:
         try:
             with urllib.request.urlopen(_request(device, "GET", "/api/health"), timeout=10) as response:
                 report: dict[str, Any] = json.loads(response.read())
                 return report
         except (OSError, ValueError):
-            pass
+            state = {"state": "not answering", "url": device[0]}
     from libloop.health import ResourceMonitor
 
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    monitor = ResourceMonitor(config.data_dir)
-    return {"state": "not running", "components": [], "resources": monitor.sample().to_dict(), "faults": []}
-
-
-def format_health(report: Mapping[str, Any]) -> str:
-    """A few readable lines of a health report."""
-    lines = [f"state: {report.get('state', 'unknown')}"]
-    for component in report.get("components", []):
-        alive = "ok" if component.get("alive") else "NOT ALIVE"
-        lines.append(f"  {component.get('name')}: {alive} ({component.get('detail', '')})")
-    resources = report.get("resources") or {}
-    for key, value in resources.items():
-        lines.append(f"  {key}: {value}")
-    for fault in list(report.get("faults", []))[-5:]:
-        lines.append(f"  fault: {fault}")
-    return "\n".join(lines)
+    monitor = ResourceMonitor(config.data_dir)  # the disk of its nearest existing parent
+    return {**state, "components": [], "resources": monitor.sample().to_dict(), "faults": []}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from libloop.health.resources import MB, Thresholds, read_throttle
+from libloop.wording import plural
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
@@ -83,7 +84,7 @@ def _check_access(
         return Check("device permissions", False, f"no SPI or GPIO device nodes in {dev}",
                      "Run this on the Pi with SPI enabled")  # fmt: skip
     if not denied:
-        detail = f"read/write on {len(present)} device nodes"
+        detail = f"read/write on {plural(len(present), 'device node')}"
         if missing_groups and user != "root":
             detail += f" (note: {user} is not in {', '.join(missing_groups)}; the service adds them itself)"
         return Check("device permissions", True, detail)

@@ -9,6 +9,7 @@ import re
 import selectors
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -101,6 +102,7 @@ class DeviceProcess:
 
     def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         full_env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", **(env or {})}
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()/kill()
         if "NOTIFY_SOCKET" not in (env or {}):
             full_env.pop("NOTIFY_SOCKET", None)  # never talk to a systemd the test runner may be under
         self.proc = subprocess.Popen(
@@ -117,7 +119,8 @@ class DeviceProcess:
                 *extra,
             ],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            # A file, not a pipe: a device that logs a lot must never block on a full pipe.
+            stderr=self._stderr,
             env=full_env,
         )
         self.stdout = b""
@@ -139,16 +142,28 @@ class DeviceProcess:
             if match:
                 return match.group(0).decode()
         self.proc.kill()
-        _, err = self.proc.communicate()
-        raise AssertionError(f"loop sim did not print its address; stderr:\n{err.decode(errors='replace')}")
+        self.proc.communicate()
+        raise AssertionError(f"loop sim did not print its address; stderr:\n{self.stderr()}")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stderr(self) -> str:
+        """What the device has written to standard error so far."""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")
 
     def stop(self, timeout: float = 30) -> tuple[int, str]:
         self.proc.terminate()  # SIGTERM
-        out, err = self.proc.communicate(timeout=timeout)
+        out, _ = self.proc.communicate(timeout=timeout)
         self.stdout += out
-        return self.proc.returncode, err.decode(errors="replace")
+        err = self.stderr()
+        self._stderr.close()
+        return self.proc.returncode, err
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate()
+        self._stderr.close()

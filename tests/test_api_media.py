@@ -93,7 +93,11 @@ def test_every_good_kind_of_media_imports(app: Flask, device: SimServices, tmp_p
     files = [(path.read_bytes(), name) for name, path in corpus.items()]
     response = upload(app, files)
     assert response.status_code == 201, response.get_json()
-    assert len(device.library.items()) == len(corpus)
+    # The corpus holds one PNG twice (once named .gif): the second is a duplicate of the first.
+    distinct = {path.read_bytes() for path in corpus.values()}
+    assert len(device.library.items()) == len(distinct) == len(corpus) - 1
+    duplicates = [job["filename"] for job in response.get_json()["jobs"] if job["duplicate"]]
+    assert duplicates == ["png_named.gif"]
     kinds = {job["filename"]: job["item"]["kind"] for job in response.get_json()["jobs"]}
     assert kinds["anim.gif"] == "gif" and kinds["still.png"] == "image" and kinds["clip.mp4"] == "video"
     assert leftovers(device) == []
@@ -342,7 +346,7 @@ def test_delete_the_last_item_shows_something_else(app: Flask, device: SimServic
     device.pump()
     assert app.test_client().delete(f"/api/media/{only.id}", headers=CSRF).status_code == 200
     assert device.wiring.snapshot().getpixel((120, 160)) != (255, 255, 0)
-    assert app.test_client().get("/api/media").get_json() == {"items": []}
+    assert app.test_client().get("/api/media").get_json()["items"] == []
 
 
 def test_delete_unknown_item_is_404(app: Flask) -> None:

@@ -100,10 +100,19 @@ def test_show_with_an_id_that_cannot_exist_is_404(app: Flask) -> None:
         assert response.status_code == 404, raw
 
 
-def test_show_disabled_item_is_404(app: Flask, device: SimServices) -> None:
-    item = add_solid_item(device.library, "a", [(255, 0, 0)])
+def test_show_disabled_item_says_it_is_disabled(app: Flask, device: SimServices) -> None:
+    shown = add_solid_item(device.library, "red", [(255, 0, 0)], duration_ms=60_000)
+    item = add_solid_item(device.library, "blue", [(0, 0, 255)], duration_ms=60_000)
     device.library.update(item.id, enabled=False)
-    assert post(app, {"action": "show", "id": item.id}).status_code == 404
+    device.pump()
+    response = post(app, {"action": "show", "id": item.id})
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert error["code"] == "item_disabled"
+    assert "'blue' is disabled" in error["message"] and '"enabled": true' in error["message"]
+    device.pump()
+    assert app.test_client().get("/api/player").get_json()["current"] == shown.id
+    assert device.wiring.snapshot().getpixel((120, 160)) == (255, 0, 0)
 
 
 @pytest.mark.parametrize(

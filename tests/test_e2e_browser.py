@@ -1,6 +1,6 @@
 """End to end in a real headless Chromium: the dashboard against the simulated device.
 
-The app is served by the production server (waitress, ``webapp.server.WebServer``) on
+The app is served by the production server (cheroot, ``webapp.server.WebServer``) on
 127.0.0.1 and a free port; the player runs on its own thread with the real clock, as on the
 device. Screenshots go to ``artifacts/screenshots/``.
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import random
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from libloop.clock import FakeClock
 from libloop.errors import DiskFull, InvalidChange, ItemNotFound, LibraryError, SchemaTooNew
 from libloop.index import SCHEMA_VERSION, Item, Library, NewItem, durable, schema
+from libloop.index.items import check_id, make_item_id
 from tests.index_writer import make_frame_file
 
 ITEM_KEYS = {"id", "name", "kind", "frames", "duration_ms", "width", "height", "enabled", "position"}
@@ -54,9 +56,18 @@ def test_add_moves_the_file_and_appends_to_the_play_order(lib: Library) -> None:
     assert lib.find_by_hash("nope") is None
 
 
+@given(st.randoms(use_true_random=False))
+def test_new_ids_never_look_like_a_command_line_option(rng: random.Random) -> None:
+    item_id = make_item_id(rng)
+    assert check_id(item_id) == item_id and len(item_id) == 12
+    # No "-" or "_" at all: never first (argparse would take `loop rm -abc` for an option),
+    # never at the ends where a person copying the id by double-click would lose it.
+    assert item_id.isascii() and item_id.isalnum()
+
+
 def test_ids_are_url_safe_and_never_reused(lib: Library) -> None:
     item = add(lib, 1)
-    assert len(item.id) == 12 and item.id.replace("-", "").replace("_", "").isalnum()
+    assert len(item.id) == 12 and item.id.isascii() and item.id.isalnum()
     lib.delete(item.id)
     with pytest.raises(InvalidChange, match="already used"):
         add(lib, 2, item_id=item.id)

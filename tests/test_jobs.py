@@ -48,7 +48,7 @@ def test_inline_jobs_add_items_and_remove_uploads(
     assert list((tmp_path / "incoming").iterdir()) == []
     assert leftovers(library) == []
     d = done[0].to_dict()
-    assert set(d) == {"id", "filename", "status", "progress", "item", "error", "warning"}
+    assert set(d) == {"id", "filename", "status", "progress", "item", "error", "warning", "duplicate"}
     assert d["progress"] == 1.0 and d["item"]["id"] == done[0].item.id  # type: ignore[union-attr]
 
 

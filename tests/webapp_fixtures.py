@@ -78,7 +78,9 @@ class SimServices:
         if self._imports is None:
             from libloop.media.jobs import ImportQueue
 
-            self._imports = ImportQueue(self.library, staging_dir=self.upload_dir, worker="inline")
+            self._imports = ImportQueue(
+                self.library, staging_dir=self.upload_dir, worker="inline", dedupe=True
+            )
         return self._imports
 
     def delete_item(self, item_id: str) -> None:

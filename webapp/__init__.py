@@ -1,7 +1,7 @@
 """The LOOP web dashboard and JSON API.
 
 ``create_app(services)`` builds the Flask app around the device's services (see
-``webapp.services.Services``); ``webapp.server.WebServer`` serves it with waitress.
+``webapp.services.Services``); ``webapp.server.WebServer`` serves it with cheroot.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from flask import Flask, Response, send_from_directory
 from webapp.services import Services
 
 STATIC_DIR = Path(__file__).with_name("static")
+#: Largest text field of a multipart form (files stream to disk and have their own limit).
+FORM_FIELD_LIMIT = 1024 * 1024
 
 __all__ = ["create_app"]
 
@@ -31,7 +33,11 @@ def create_app(services: Services, config: Mapping[str, Any] | None = None) -> F
 
     app = Flask(__name__, static_folder=None)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.config.update(MAX_FORM_MEMORY_SIZE=64 * 1024, MAX_FORM_PARTS=200)
+    # MAX_FORM_MEMORY_SIZE bounds text fields, but Werkzeug 3.1 also checks it against the
+    # multipart decoder's buffer, which holds one 64 KiB read plus what is left of the last
+    # one: at 64 KiB every file part over one read was refused with 413 (every phone photo).
+    # 1 MiB keeps text fields small and leaves room for the decoder's reads.
+    app.config.update(MAX_FORM_MEMORY_SIZE=FORM_FIELD_LIMIT, MAX_FORM_PARTS=200)
     if config:
         app.config.update(config)
     app.extensions["loop"] = services

@@ -8,12 +8,15 @@ the client's filename is only ever display text: the stored file gets a random n
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
 import re
 import secrets
 import tempfile
 import threading
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,7 +27,9 @@ from flask import g as flask_g
 from libloop.color import rgb565_to_rgb888
 from libloop.errors import LoopError
 from webapp.errors import ApiError, json_object, status_for_code
-from webapp.services import ItemLike, Services, get_services, services
+from webapp.services import ItemLike, JobLike, Services, get_services, services
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("media", __name__, url_prefix="/api")
 
@@ -68,6 +73,7 @@ class UploadRequest(Request):
             "w+b", dir=upload_dir, prefix="upload-", suffix=".part", delete=False
         )
         _pending_uploads().append(Path(stream.name))
+        _open_streams().append(stream)
         return stream
 
 
@@ -79,7 +85,18 @@ def _pending_uploads() -> list[Path]:
     return pending
 
 
+def _open_streams() -> list[IO[bytes]]:
+    """The files werkzeug opened for this request's parts (closed at teardown)."""
+    if "loop_upload_streams" not in flask_g:
+        flask_g.loop_upload_streams = []
+    streams: list[IO[bytes]] = flask_g.loop_upload_streams
+    return streams
+
+
 def _discard_pending(_exc: BaseException | None = None) -> None:
+    for stream in flask_g.pop("loop_upload_streams", []):
+        with contextlib.suppress(OSError):
+            stream.close()
     for path in flask_g.pop("loop_uploads", []):
         with contextlib.suppress(OSError):
             path.unlink()
@@ -106,13 +123,60 @@ def _stored_name(name: str) -> str:
     return f"{secrets.token_hex(16)}{ext}"
 
 
-def _wait_flag() -> bool:
-    raw = request.args.get("wait", "false").lower()
+def _flag(name: str) -> bool:
+    """A true/false query parameter (absent: false)."""
+    raw = request.args.get(name, "false").lower()
     if raw in ("true", "1", "yes"):
         return True
     if raw in ("false", "0", "no", ""):
         return False
-    raise ApiError(400, "invalid_request", "'wait' must be true or false.")
+    raise ApiError(400, "invalid_request", f"'{name}' must be true or false.")
+
+
+def _show_when_done(svc: Services) -> Callable[[JobLike], None]:
+    """An import's follow-up for ``?show=true``: put the new item on the panel."""
+
+    def show(job: JobLike) -> None:
+        body = job.to_dict()
+        item = body.get("item")
+        if body.get("status") == "done" and isinstance(item, dict) and item.get("enabled", True):
+            try:
+                svc.player.show(str(item["id"]))
+            except LoopError as exc:  # deleted or disabled in the meantime: nothing to show
+                log.info("not showing %s after its import: %s", item["id"], exc)
+
+    return show
+
+
+def _received_files() -> list[Any]:
+    """Read the multipart body (its files stream into ``upload_dir``); the parts named ``file``.
+
+    A disk that fills up while the body arrives is a 507 with the JSON error shape; what was
+    written of the upload is removed when the request ends.
+    """
+    try:
+        return list(request.files.getlist("file"))
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ApiError(
+                507,
+                "disk_full",
+                "The device's storage filled up while receiving the upload; delete something "
+                "from the library and try again.",
+            ) from None
+        if exc.errno == errno.EROFS:
+            raise ApiError(
+                507,
+                "storage_read_only",
+                "The device's storage is read-only, so uploads cannot be saved; run 'loop fsck' "
+                "and check the SD card.",
+            ) from None
+        raise ApiError(
+            503,
+            "storage_error",
+            f"The device could not save the upload ({exc.strerror or exc}); try again, and check "
+            "the SD card if it keeps happening.",
+        ) from None
 
 
 # --- JSON shapes ------------------------------------------------------------------------------
@@ -143,21 +207,23 @@ def library_json(svc: Services) -> dict[str, Any]:
 
 @bp.get("/media")
 def list_media() -> Response:
-    """The library, in play order."""
-    return jsonify(library_json(services()))
+    """The library, in play order (and the largest upload accepted, for the dashboard)."""
+    svc = services()
+    return jsonify({**library_json(svc), "max_upload_bytes": svc.max_upload_bytes})
 
 
 @bp.post("/media")
 def upload_media() -> tuple[Response, int]:
     """Receive one or more files (multipart field ``file``) and queue an import for each."""
     svc = services()
-    wait = _wait_flag()
+    wait, show = _flag("wait"), _flag("show")
+    on_done = _show_when_done(svc) if show else None
     if request.mimetype != "multipart/form-data":
         raise ApiError(
             415, "unsupported_media_type", "Upload files as multipart/form-data in the field 'file'."
         )
     svc.check_upload(request.content_length)
-    uploads = request.files.getlist("file")
+    uploads = _received_files()
     if not uploads:
         raise ApiError(400, "no_file", "The upload has no file in the field 'file'; choose a file to upload.")
     jobs = []
@@ -171,7 +237,7 @@ def upload_media() -> tuple[Response, int]:
         stored = path.with_name(_stored_name(name))
         path.rename(stored)
         _pending_uploads().remove(path)
-        jobs.append(svc.imports.submit(stored, name))
+        jobs.append(svc.imports.submit(stored, name, on_done=on_done))
     if not wait:
         return jsonify({"jobs": [job_json(job.to_dict()) for job in jobs]}), 202
     finished = [

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from libloop.errors import ItemNotFound
+from libloop.errors import ItemDisabled, ItemNotFound
 from webapp.errors import ApiError, json_object
 from webapp.services import Services, services
 
@@ -44,7 +44,9 @@ def post_player() -> Response:
             raise ApiError(400, "invalid_request", "The 'show' action needs the item's 'id' as a string.")
         if not ITEM_ID.fullmatch(item_id):
             raise ItemNotFound(item_id)
-        svc.library.get(item_id)  # an unknown id is a 404 before the player is touched
+        item = svc.library.get(item_id).to_dict()  # an unknown id: a 404 before the player is touched
+        if item["enabled"] is False:
+            raise ItemDisabled(item_id, str(item["name"]))  # a 409 that says how to enable it
         player.show(item_id)
     elif action == "brightness":
         value = body.get("value")

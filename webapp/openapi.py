@@ -83,7 +83,13 @@ _SCHEMAS: dict[str, Schema] = {
     "Library": {
         "type": "object",
         "required": ["items"],
-        "properties": {"items": {"type": "array", "items": _ref("Item")}},
+        "properties": {
+            "items": {"type": "array", "items": _ref("Item")},
+            "max_upload_bytes": {
+                "type": "integer",
+                "description": "The largest upload (request body) this device accepts.",
+            },
+        },
     },
     "Job": {
         "type": "object",
@@ -104,6 +110,11 @@ _SCHEMAS: dict[str, Schema] = {
                 "type": "string",
                 "nullable": True,
                 "description": "A sentence about a finished import, e.g. that a long input was cut at a limit.",
+            },
+            "duplicate": {
+                "type": "boolean",
+                "description": "The upload was byte-identical to an item already in the library; "
+                "'item' is that item and nothing was added.",
             },
         },
     },
@@ -325,7 +336,14 @@ _PATHS: dict[str, Schema] = {
                         "in": "query",
                         "required": False,
                         "schema": {"type": "boolean", "default": False},
-                    }
+                    },
+                    {
+                        "name": "show",
+                        "in": "query",
+                        "required": False,
+                        "description": "Show each new item on the panel as soon as it is imported.",
+                        "schema": {"type": "boolean", "default": False},
+                    },
                 ],
                 state_changing=True,
             ),

@@ -8,7 +8,7 @@ through these calls, so the protocol is the whole contract between the two.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -129,8 +129,13 @@ class JobLike(Protocol):
 class ImportsLike(Protocol):
     """The import queue (``libloop.media.jobs.ImportQueue``)."""
 
-    def submit(self, src_path: Path, filename: str) -> JobLike:
-        """Queue ``src_path`` for import; the queue owns (and removes) the file from now on."""
+    def submit(
+        self, src_path: Path, filename: str, *, on_done: Callable[[Any], None] | None = None
+    ) -> JobLike:
+        """Queue ``src_path`` for import; the queue owns (and removes) the file from now on.
+
+        ``on_done(job)`` runs when the job has finished (done or failed).
+        """
         ...
 
     def get(self, job_id: str) -> JobLike:

@@ -39,6 +39,7 @@ from libloop.health.bounded import STUCK_THREADS, StuckThreads, Waiter, call_wit
 from libloop.health.component import Component, Liveness
 from libloop.health.faults import FaultLog
 from libloop.health.notify import Notifier, SdNotifier
+from libloop.wording import plural
 
 #: Exit status asking systemd for a restart (any non-zero status does; 3 is ours, documented).
 EXIT_RESTART = 3
@@ -272,12 +273,15 @@ class Supervisor:
             return Liveness(False, f"liveness check raised: {exc}")
 
     def _restart(self, rec: _Record, now: float) -> None:
-        rec.restarts += 1
         try:
             self._bounded(rec.restart, f"{rec.name} restart")
         except Exception as exc:
+            rec.restarts += 1
             self._fail(rec, now, f"restart failed: {exc}")
             return
+        # Counted once the component is starting again, so whoever sees the count can also
+        # see (and report against) the restarted component.
+        rec.restarts += 1
         rec.state, rec.started_at = STARTING, now
         rec.last = Liveness(False, "restarted")
 
@@ -296,7 +300,7 @@ class Supervisor:
         count = len(rec.failures)
         if count >= self.exit_after:
             self.request_exit(
-                EXIT_RESTART, f"{rec.name} failed {count} times in {self.window:.0f} s: {reason}"
+                EXIT_RESTART, f"{rec.name} failed {plural(count, 'time')} in {self.window:.0f} s: {reason}"
             )
         elif count >= self.emergency_after:
             self._enter_emergency(now, f"{rec.name} keeps failing: {reason}")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import re
+import secrets
 import sqlite3
+import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +19,11 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_NAME = 200
 MAX_LOOPS = 1000
 MAX_MIN_SECONDS = 24 * 3600.0
+#: Characters of the ids the library makes: URL-safe, and never a leading ``-`` that a command
+#: line would take for an option (``loop rm -x3F...``). 12 of them are about 71 bits.
+NEW_ID_ALPHABET = string.ascii_letters + string.digits
+NEW_ID_LENGTH = 12
+_SYSTEM_RANDOM = secrets.SystemRandom()
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,15 @@ class Item:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def make_item_id(rng: random.Random = _SYSTEM_RANDOM) -> str:
+    """A fresh random item id: 12 letters and digits.
+
+    Ids made by older versions (``secrets.token_urlsafe``) may also hold ``-`` and ``_``, even
+    first; ``check_id`` still accepts those. ``rng`` is for tests; the default is the OS's.
+    """
+    return "".join(rng.choice(NEW_ID_ALPHABET) for _ in range(NEW_ID_LENGTH))
 
 
 def check_id(item_id: object) -> str:

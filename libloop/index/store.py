@@ -42,6 +42,7 @@ from .items import (
     check_loops,
     check_min_seconds,
     check_name,
+    make_item_id,
 )
 from .settings import Settings
 
@@ -266,7 +267,7 @@ class Library:
             raise LibraryError(
                 f"The frame file {frame_file} does not exist; import the media again."
             ) from None
-        new_id = item_id or secrets.token_urlsafe(9)
+        new_id = item_id or make_item_id()
         file_name = f"{new_id}.loop"
         final = self.frames_dir / file_name
         with self._transaction("adding an item") as conn:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import multiprocessing
 import os
 import secrets
@@ -38,10 +39,13 @@ from libloop.errors import ImportQueueClosed, ImportWorkerError, JobNotFound, Lo
 from libloop.index.items import MAX_NAME, Item, NewItem
 from libloop.media.importer import ImportOptions, ImportResult, content_hash, import_media
 from libloop.media.limits import Limits
+from libloop.wording import plural
 
 __all__ = ["ImportQueue", "Imported", "Job", "JobStatus", "import_into", "item_name", "new_item"]
 
 JobStatus = Literal["queued", "running", "done", "failed"]
+
+log = logging.getLogger(__name__)
 
 #: Finished jobs remembered for ``get``/``jobs`` (older ones are forgotten).
 KEEP_FINISHED = 200
@@ -69,6 +73,8 @@ class Job:
     error: dict[str, str] | None = None
     #: A sentence about a successful import the person should know (e.g. it was cut short).
     warning: str | None = None
+    #: The upload's content was already in the library; ``item`` is the existing entry.
+    duplicate: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The HTTP API's import-job JSON shape (plus ``warning``)."""
@@ -80,6 +86,7 @@ class Job:
             "item": self.item.to_dict() if self.item is not None else None,
             "error": dict(self.error) if self.error is not None else None,
             "warning": self.warning,
+            "duplicate": self.duplicate,
         }
 
     @property
@@ -118,9 +125,9 @@ def truncation_warning(result: ImportResult, filename: str, limits: Limits) -> s
     if not result.truncated:
         return None
     return (
-        f"{filename} was longer than LOOP keeps, so only its first {result.frames} frames "
-        f"({result.duration_ms / 1000:.1f} s) were imported; the limits are {limits.max_frames} frames "
-        f"and {limits.max_video_seconds:g} s of video."
+        f"{filename} was longer than LOOP keeps, so it was cut to its first "
+        f"{plural(result.frames, 'frame')} ({result.duration_ms / 1000:.1f} s); the limits are "
+        f"{plural(limits.max_frames, 'frame')} and {limits.max_video_seconds:g} s of video."
     )
 
 
@@ -167,6 +174,7 @@ def item_name(filename: str) -> str:
 class _Task:
     job: Job
     src: Path
+    on_done: Callable[[Job], None] | None = None
 
 
 def _child_main(conn: Any, src: str, dest: str, options: ImportOptions, name: str) -> None:
@@ -223,8 +231,12 @@ class ImportQueue:
 
     # --- public API ----------------------------------------------------------------------
 
-    def submit(self, src: Path, filename: str) -> Job:
+    def submit(self, src: Path, filename: str, *, on_done: Callable[[Job], None] | None = None) -> Job:
         """Queue ``src`` (an uploaded file the queue now owns and will remove) for import.
+
+        ``on_done(job)`` is called in the queue's thread with the finished job (done or
+        failed), after the item is in the library; an exception it raises is logged, not
+        propagated.
 
         Raises:
             ImportQueueClosed: ``close()`` was called (``src`` is removed).
@@ -235,7 +247,7 @@ class ImportQueue:
                 _remove(Path(src))
                 raise ImportQueueClosed("The import queue is shut down; uploads are not accepted now.")
             self._jobs[job.id] = job
-            self._queue.append(_Task(job, Path(src)))
+            self._queue.append(_Task(job, Path(src), on_done))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="import-queue", daemon=True)
                 self._thread.start()
@@ -311,15 +323,19 @@ class ImportQueue:
         item: Item | None = None,
         error: dict[str, str] | None = None,
         warning: str | None = None,
-    ) -> None:
+        duplicate: bool = False,
+    ) -> Job:
         if error is None:
-            self._update(job, status="done", progress=1.0, item=item, error=None, warning=warning)
+            final = self._update(
+                job, status="done", progress=1.0, item=item, error=None, warning=warning, duplicate=duplicate
+            )
         else:
-            self._update(job, status="failed", error=error)
+            final = self._update(job, status="failed", error=error)
         with self._cond:
             self._finished.append(job.id)
             while len(self._finished) > KEEP_FINISHED:
                 self._jobs.pop(self._finished.popleft(), None)
+        return final
 
     def _progress(self, job: Job) -> Callable[[float], None]:
         def report(p: float) -> None:
@@ -354,7 +370,7 @@ class ImportQueue:
                 dedupe=self.dedupe,
                 limits=self.options.limits,
             )
-            outcome = {"item": done.item, "warning": done.warning}
+            outcome = {"item": done.item, "warning": done.warning, "duplicate": done.existing}
         except LoopError as exc:
             outcome = {"error": {"code": exc.code, "message": str(exc)}}
         except Exception as exc:
@@ -363,7 +379,12 @@ class ImportQueue:
             # Clean up before the job is reported finished: whoever waits on it may check
             # at once that nothing was left behind.
             _remove(task.src)
-            self._finish(job, **outcome)
+            final = self._finish(job, **outcome)
+        if task.on_done is not None:
+            try:
+                task.on_done(final)
+            except Exception:
+                log.exception("the follow-up of import %s failed", final.id)
 
     def _import(self, job: Job, src: Path, dest: Path) -> ImportResult:
         name = Path(job.filename).name or job.filename

@@ -49,15 +49,16 @@ export async function api(method, path, body) {
 }
 
 /**
- * Upload files as multipart (field "file"); onProgress(fraction) follows the bytes sent.
+ * Upload files as multipart (field "file"); onProgress(fraction) follows the bytes sent;
+ * query is added to the address (e.g. "?show=true").
  * Resolves with the server's JSON ({jobs: [...]}), rejects with an ApiError.
  */
-export function upload(files, onProgress) {
+export function upload(files, onProgress, query = "") {
   return new Promise((resolve, reject) => {
     const form = new FormData();
     for (const file of files) form.append("file", file, file.name);
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/api/media");
+    xhr.open("POST", `/api/media${query}`);
     xhr.responseType = "json";
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable && event.total > 0) onProgress(event.loaded / event.total);

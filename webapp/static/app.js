@@ -5,7 +5,7 @@ import { $, initBanner, showError, showInfo } from "./ui.js";
 import { currentItems, isInteracting, markPlaying, render, setOnChange } from "./library.js";
 import { initPlayer, refreshHealth, refreshPlayer } from "./player.js";
 import { initTokens, refreshTokens } from "./tokens.js";
-import { initUploads } from "./uploads.js";
+import { initUploads, setUploadLimit } from "./uploads.js";
 
 let lastLibrary = "";
 
@@ -13,6 +13,7 @@ async function refreshLibrary() {
   if (isInteracting()) return;
   try {
     const answer = await api("GET", "/api/media");
+    setUploadLimit(answer.max_upload_bytes);
     const text = JSON.stringify(answer.items);
     if (text !== lastLibrary || !$("grid").children.length) {
       lastLibrary = text;
