@@ -224,3 +224,28 @@ class ItemDisabled(PlayerError):
             f"The item {name!r} is disabled, so it is not played; enable it first (its switch on "
             f'the dashboard, or PATCH /api/media/{item_id} with {{"enabled": true}}).'
         )
+
+
+# --- API tokens (appended) ---------------------------------------------------------------
+
+
+class TokenNotFound(LibraryError):
+    """No API token with that name exists."""
+
+    code = "not_found"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"There is no API token named {name!r}; `loop token ls` lists them.")
+
+
+class TokenExists(LibraryError):
+    """An API token with that name already exists."""
+
+    code = "token_exists"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"An API token named {name!r} already exists; choose another name or revoke that one first."
+        )

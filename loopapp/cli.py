@@ -23,8 +23,10 @@ log = logging.getLogger("loop")
 Handler = Callable[[argparse.Namespace, Config], int]
 
 
-def _common(data_default: str = "$LOOP_DATA or ~/.local/share/loop") -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+def _common(
+    data_default: str = "$LOOP_DATA or ~/.local/share/loop", argument_default: Any = None
+) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False, argument_default=argument_default)
     common.add_argument(
         "--data",
         type=Path,
@@ -150,7 +152,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("password", "set or clear the dashboard password", "password")
     p.add_argument("--clear", action="store_true", help="remove the password (dashboard open on the network)")
+    _add_token_command(add("token", "API tokens for scripts: create, list or revoke them", "token"))
     return parser
+
+
+def _add_token_command(p: argparse.ArgumentParser) -> None:
+    """``loop token create NAME`` / ``loop token ls [--json]`` / ``loop token rm NAME``."""
+    # The common options again, after the action; SUPPRESS keeps `loop token --data D ls` working.
+    common = _common(argument_default=argparse.SUPPRESS)
+    actions = p.add_subparsers(dest="token_action", metavar="ACTION", required=True)
+    create = actions.add_parser(
+        "create",
+        parents=[common],
+        help="make a token and print it (only this once)",
+        description="Make an API token for scripts and print it; only its hash is kept, so "
+        "copy it now. Scripts send it as 'Authorization: Bearer <token>'.",
+    )
+    create.add_argument("name", metavar="NAME", help="1-64 letters, digits, '.', '-' or '_'")
+    listing = actions.add_parser(
+        "ls", parents=[common], help="list the tokens: name, created, last used (never the secret)"
+    )
+    listing.add_argument("--json", action="store_true", help="print the tokens as JSON")
+    remove = actions.add_parser("rm", parents=[common], help="revoke a token: it stops working at once")
+    remove.add_argument("name", metavar="NAME")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

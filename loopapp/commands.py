@@ -219,6 +219,12 @@ def password(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def token(args: argparse.Namespace, config: Config) -> int:
+    from loopapp.tokens import run_token_command
+
+    return run_token_command(args, config)
+
+
 __all__ = [
     "doctor",
     "export",
@@ -231,4 +237,5 @@ __all__ = [
     "rm",
     "run",
     "sim",
+    "token",
 ]

@@ -25,6 +25,10 @@ gpio_chip = ""        # label of the header's gpiochip; empty: detect
 host = "0.0.0.0"
 port = 8080
 max_upload_mb = 200
+hosts = []            # more names the dashboard answers to, e.g. ["loop.example.net"]; besides
+                      # these it answers to IP addresses, localhost, this machine's hostname
+                      # and <hostname>.local; any other Host header gets 421 (DNS rebinding
+                      # guard). "*" answers to every name (only behind a proxy you trust).
 
 [player]
 refresh_seconds = 5.0
@@ -99,6 +103,7 @@ class WebConfig:
     host: str = "0.0.0.0"
     port: int = 8080
     max_upload_mb: int = 200
+    hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,18 @@ def _parse_colour(value: object, where: str) -> tuple[int, int, int]:
     raise ConfigError(f'{where} must be a colour like "#000000", not {value!r}.')
 
 
+_HOST_NAME = re.compile(r"\*|[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62}))*\.?")
+
+
+def _parse_names(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{where} must be a list of host names like ["loop.example.net"], not {value!r}.')
+    for name in value:
+        if not _HOST_NAME.fullmatch(name):
+            raise ConfigError(f"{where}: {name!r} is not a host name (letters, digits, dashes and dots).")
+    return tuple(value)
+
+
 def _section(cls: type[Any], raw: object, name: str, path: Path) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"[{name}] in {path} must be a table of settings.")
@@ -145,6 +162,8 @@ def _section(cls: type[Any], raw: object, name: str, path: Path) -> Any:
         expected = type(getattr(defaults, key))
         if key == "background":
             value = _parse_colour(value, f"{name}.{key} in {path}")
+        elif key == "hosts":
+            value = _parse_names(value, f"{name}.{key} in {path}")
         elif expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):

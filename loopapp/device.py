@@ -234,7 +234,9 @@ class Device:
         self.wifi_monitor = self._wifi or (FakeWifi() if self.simulated else NetworkManagerWifi())
 
         self._api_token = secrets.token_urlsafe(24)  # lets the local CLI in when a password is set
-        self._app = create_app(self, {"LOOP_API_TOKEN": self._api_token})
+        self._app = create_app(
+            self, {"LOOP_API_TOKEN": self._api_token, "LOOP_ALLOWED_HOSTS": list(config.web.hosts)}
+        )
         self.server = WebServer(self._app, self.host, self.port)
         self.server.start()
         self._web_running = True

@@ -248,3 +248,66 @@ def test_password_login_in_the_browser(served: tuple[SimServices, str], browser:
     other.click("#login-form button[type=submit]")
     other.wait_for_selector("#login-dialog", state="hidden")
     other.wait_for_selector("#health-pill.good")
+
+
+def http_status(url: str, headers: dict[str, str]) -> int:
+    """The status of a plain GET from outside the browser (a script, or a stolen cookie)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_tokens_are_made_and_revoked_in_the_dashboard_and_logout_ends_the_session(
+    served: tuple[SimServices, str], browser: Any
+) -> None:
+    from webapp import security
+
+    device, url = served
+    security.set_password(device.library, "open sesame")
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    page.wait_for_selector("#login-dialog[open]")
+    page.fill("#login-password", "open sesame")
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#login-dialog", state="hidden")
+
+    # Make a token: its secret is shown once, and a script can use it at once.
+    page.click("summary >> text=API tokens")
+    page.wait_for_selector("#tokens-empty:not([hidden])")
+    page.fill("#token-name", "phone-shortcut")
+    page.click("#token-form button[type=submit]")
+    page.wait_for_selector("#token-secret:not([hidden])")
+    secret = page.text_content("#token-secret-value") or ""
+    assert secret.startswith("loop_")
+    page.wait_for_selector("#token-list .token[data-name='phone-shortcut']")
+    assert "last used never" in (page.text_content("#token-list .token .meta") or "")
+    shot(page, "phone-8-tokens")
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert http_status(f"{url}/api/media", bearer) == 200
+    assert [token.name for token in device.library.tokens.list()] == ["phone-shortcut"]
+
+    # Revoke it: the row goes once the device has revoked it, and the token stops working.
+    page.click("#token-list .token[data-name='phone-shortcut'] button")
+    page.wait_for_selector("#token-list .token", state="detached")
+    page.wait_for_selector("#tokens-empty:not([hidden])")
+    assert device.library.tokens.list() == []
+    assert http_status(f"{url}/api/media", bearer) == 401
+
+    # Log out: a copy of the session cookie taken before is useless afterwards.
+    (cookie,) = [c for c in context.cookies() if c["name"] == "loop_session"]
+    stolen = {"Cookie": f"loop_session={cookie['value']}"}
+    assert http_status(f"{url}/api/media", stolen) == 200
+    page.click("summary >> text=Password")
+    page.click("#logout")
+    page.wait_for_selector("#login-dialog[open]")
+    assert http_status(f"{url}/api/media", stolen) == 401
+    assert errors == []
+    context.close()

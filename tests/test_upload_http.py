@@ -356,7 +356,6 @@ def test_upload_limit_is_published_for_the_dashboard(local: tuple[SimServices, F
     assert body["max_upload_bytes"] == device.max_upload_bytes
 
 
-@pytest.mark.xfail(strict=True, reason="the cross-site check still requires the dashboard's header")
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_plain_curl_upload_works_with_no_extra_header(
     served: tuple[SimServices, str], tmp_path: Path

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, session
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from webapp import security
 from webapp.errors import ApiError, json_object
 from webapp.openapi import openapi_document
 from webapp.services import services
+from webapp.throttle import LoginThrottle
 
 bp = Blueprint("system", __name__, url_prefix="/api")
 
@@ -41,7 +42,7 @@ def _session_state() -> dict[str, bool]:
     library = services().library
     return {
         "password_set": security.stored_hash(library) is not None,
-        "logged_in": security.is_logged_in(library),
+        "logged_in": g.get("loop_auth") is not None or security.is_logged_in(library),
     }
 
 
@@ -58,22 +59,27 @@ def login() -> Response:
     password = body.get("password")
     if not isinstance(password, str):
         raise ApiError(400, "invalid_request", 'Send the password as a string: {"password": "..."}.')
-    stored = security.stored_hash(services().library)
+    library = services().library
+    stored = security.stored_hash(library)
     if stored is None:
         return jsonify(_session_state())
-    throttle: security.LoginThrottle = current_app.extensions["loop.login_throttle"]
-    throttle.check()
+    throttle: LoginThrottle = current_app.extensions["loop.login_throttle"]
+    address = request.remote_addr or "unknown"
+    security.check_login_allowed(throttle, address)
     if not security.verify_password(password, stored):
-        throttle.failed()
+        throttle.failed(address)
         raise ApiError(401, "wrong_password", "That password is not right; try again.")
-    security.log_in(stored)
+    throttle.succeeded(address)
+    security.log_in(library, stored)
+    g.loop_auth = "session"
     return jsonify(_session_state())
 
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Forget this browser's login."""
-    session.clear()
+    """End this browser's login, on the device too: a copy of its cookie no longer works."""
+    security.end_session(services().library)
+    g.loop_auth = None
     return jsonify(_session_state())
 
 
@@ -85,10 +91,10 @@ def set_password() -> Response:
     if password is not None and not isinstance(password, str):
         raise ApiError(400, "invalid_request", "'password' must be a string, or null to remove the password.")
     library = services().library
-    security.set_password(library, password)
+    security.set_password(library, password)  # ends every login
     stored = security.stored_hash(library)
     if stored is None:
-        session.clear()
+        security.end_session(library)
     else:
-        security.log_in(stored)
+        security.log_in(library, stored)  # whoever changed it stays logged in
     return jsonify(_session_state())

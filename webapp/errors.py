@@ -9,12 +9,14 @@ only decides the HTTP status for each.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import HTTPException
 
 from libloop import errors as lerr
+from webapp.jsonbody import JsonBodyError, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +24,20 @@ log = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error the API raises itself (bad input, not logged in, cross-site request...)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = dict(headers or {})
 
 
 # Most specific class first: the first isinstance match decides the status.
 _STATUS_BY_CLASS: list[tuple[type[lerr.LoopError], int]] = [
     (lerr.ItemNotFound, 404),
+    (lerr.TokenNotFound, 404),
     (lerr.InvalidChange, 422),
     (lerr.LibraryError, 409),
     (lerr.UnsupportedMedia, 415),
@@ -98,7 +104,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> tuple[Response, int]:
-        return error_response(exc.status, exc.code, exc.message)
+        response, status = error_response(exc.status, exc.code, exc.message)
+        response.headers.update(exc.headers)
+        return response, status
 
     @app.errorhandler(lerr.LoopError)
     def _loop_error(exc: lerr.LoopError) -> tuple[Response, int]:
@@ -129,7 +137,11 @@ def init_app(app: Flask) -> None:
 
 
 def json_object() -> dict[str, Any]:
-    """The request's JSON body, which must be an object; a 400 ``ApiError`` otherwise."""
+    """The request's JSON body, which must be an object; a 4xx ``ApiError`` otherwise.
+
+    The body is at most 1 MiB (``jsonbody.MAX_JSON_BYTES``) and nests at most 32 levels; a
+    deeper one is a 400, never a ``RecursionError``.
+    """
     if not request.is_json:
         raise ApiError(
             415,
@@ -137,9 +149,9 @@ def json_object() -> dict[str, Any]:
             "Send the body as JSON with the header 'Content-Type: application/json'.",
         )
     try:
-        body = request.get_json()
-    except BadRequest:
-        raise ApiError(400, "malformed_json", "The request body is not valid JSON.") from None
+        body = parse_json(request.get_data(cache=True))
+    except JsonBodyError as exc:
+        raise ApiError(413 if exc.code == "json_too_large" else 400, exc.code, str(exc)) from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "The request body must be a JSON object.")
     return body

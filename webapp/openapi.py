@@ -10,8 +10,6 @@ import copy
 from functools import cache
 from typing import Any
 
-from webapp.security import CSRF_HEADER
-
 JSON = "application/json"
 
 Schema = dict[str, Any]
@@ -33,11 +31,12 @@ def _errors(*codes: int) -> dict[str, Schema]:
     words = {
         400: "Malformed request (bad JSON, wrong field types).",
         401: "A password is set and this client is not logged in.",
-        403: f"Cross-site request refused (send '{CSRF_HEADER}: 1').",
+        403: "A browser request from another web site (Sec-Fetch-Site or Origin says so).",
         404: "No such item or job.",
         409: "The library or player cannot do this now.",
         413: "The upload is larger than the device accepts.",
         415: "Wrong content type, or the file is not media LOOP can read.",
+        421: "The Host header names a host this device is not (DNS rebinding guard).",
         422: "Well-formed but invalid (e.g. not a permutation; a damaged or too large file).",
         429: "Too many wrong passwords; wait a minute.",
         503: "The panel hardware did not answer.",
@@ -45,14 +44,6 @@ def _errors(*codes: int) -> dict[str, Schema]:
     }
     return {str(code): _error(words[code]) for code in codes}
 
-
-_CSRF_PARAM: Schema = {
-    "name": CSRF_HEADER,
-    "in": "header",
-    "required": True,
-    "description": "Must be '1' on every state-changing call; browsers cannot send it cross-site.",
-    "schema": {"type": "string", "enum": ["1"]},
-}
 
 _ITEM_ID: Schema = {
     "name": "item_id",
@@ -227,6 +218,41 @@ _SCHEMAS: dict[str, Schema] = {
         "required": ["password_set", "logged_in"],
         "properties": {"password_set": {"type": "boolean"}, "logged_in": {"type": "boolean"}},
     },
+    "Token": {
+        "type": "object",
+        "required": ["name", "created", "last_used"],
+        "properties": {
+            "name": {"type": "string"},
+            "created": {"type": "string", "format": "date-time"},
+            "last_used": {
+                "type": "string",
+                "format": "date-time",
+                "nullable": True,
+                "description": "When the token last let a request in (to the minute); null if never.",
+            },
+        },
+    },
+    "Tokens": {
+        "type": "object",
+        "required": ["tokens"],
+        "properties": {"tokens": {"type": "array", "items": _ref("Token")}},
+    },
+    "NewToken": {
+        "allOf": [_ref("Token")],
+        "type": "object",
+        "required": ["token"],
+        "properties": {
+            "token": {
+                "type": "string",
+                "description": "The secret, for 'Authorization: Bearer <token>'; shown only this once.",
+            }
+        },
+    },
+    "TokenCreate": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {"name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}},
+    },
     "Login": {
         "type": "object",
         "required": ["password"],
@@ -254,12 +280,12 @@ def _op(
     params: list[Schema] | None = None,
     state_changing: bool = False,
 ) -> Schema:
-    op: Schema = {"summary": summary, "responses": responses}
-    parameters = list(params or [])
+    responses = {**responses, **_errors(421)}
     if state_changing:
-        parameters.append(_CSRF_PARAM)
-    if parameters:
-        op["parameters"] = parameters
+        responses = {**_errors(403), **responses}
+    op: Schema = {"summary": summary, "responses": responses}
+    if params:
+        op["parameters"] = list(params)
     if body is not None:
         op["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
     return op
@@ -443,6 +469,31 @@ _PATHS: dict[str, Schema] = {
             state_changing=True,
         )
     },
+    "/api/tokens": {
+        "get": _op(
+            "The named API tokens: name, creation and last use (never a secret).",
+            {"200": _json(_ref("Tokens"), "Every token, oldest first."), **_errors(401)},
+        ),
+        "post": _op(
+            "Make a named API token; the answer is the only time its secret is shown.",
+            {
+                "201": _json(_ref("NewToken"), "The new token and its secret."),
+                **_errors(400, 401, 403, 409, 415, 422),
+            },
+            body=_ref("TokenCreate"),
+            state_changing=True,
+        ),
+    },
+    "/api/tokens/{name}": {
+        "delete": _op(
+            "Revoke a named API token: requests carrying it are refused from now on.",
+            {"200": _json(_ref("Tokens"), "The tokens left."), **_errors(401, 403, 404)},
+            params=[
+                {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+            ],
+            state_changing=True,
+        )
+    },
     "/api/settings/password": {
         "post": _op(
             "Set the dashboard password, or remove it with null or an empty string.",
@@ -465,7 +516,9 @@ def _document() -> Schema:
             "title": "LOOP",
             "version": "1.0.0",
             "description": "Manage a LOOP desk display: its media library, play order and player. "
-            'Errors are {"error": {"code", "message"}}; a 5xx is a bug (503: hardware not answering).',
+            'Errors are {"error": {"code", "message"}}; a 5xx is a bug (503: hardware not answering). '
+            "Scripts need no extra header: cross-site browser requests are refused from what "
+            "Sec-Fetch-Site and Origin say, and a Host that is not this device gets 421.",
         },
         "paths": _PATHS,
         "components": {
@@ -477,15 +530,16 @@ def _document() -> Schema:
                     "name": "loop_session",
                     "description": "Set by POST /api/login; only needed when a password is set.",
                 },
-                "localToken": {
+                "token": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "The device's local API token (for the loop CLI on the same machine).",
+                    "description": "A named API token (`loop token create NAME`, or the dashboard), "
+                    "or the device's local token for the loop CLI on the same machine.",
                 },
             },
         },
         # No password on a fresh device: no credentials needed until one is set.
-        "security": [{}, {"session": []}, {"localToken": []}],
+        "security": [{}, {"session": []}, {"token": []}],
     }
 
 

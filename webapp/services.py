@@ -36,11 +36,55 @@ class SettingsLike(Protocol):
     def delete(self, key: str) -> bool: ...
 
 
+class TokenInfoLike(Protocol):
+    """What is known about an API token (``libloop.index.TokenInfo``), never its secret."""
+
+    @property
+    def name(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"name", "created", "last_used"}`` (ISO 8601 times; ``last_used`` may be null)."""
+        ...
+
+
+class TokensLike(Protocol):
+    """Named API tokens (``Library.tokens``, ``libloop.index.ApiTokens``)."""
+
+    def create(self, name: str) -> str:
+        """A new token's secret; ``InvalidChange`` for a bad name, ``TokenExists`` for a taken one."""
+        ...
+
+    def list(self) -> Sequence[TokenInfoLike]: ...
+
+    def revoke(self, name: str) -> None:
+        """Delete a token; ``TokenNotFound`` when there is none of that name."""
+        ...
+
+    def authenticate(self, secret: str) -> TokenInfoLike | None:
+        """The token with this secret, or None."""
+        ...
+
+
+class SessionsLike(Protocol):
+    """Recorded dashboard logins (``Library.sessions``, ``libloop.index.LoginSessions``)."""
+
+    def start(self) -> str: ...
+    def is_live(self, session_id: str) -> bool: ...
+    def end(self, session_id: str) -> bool: ...
+    def end_all(self) -> int: ...
+
+
 class LibraryLike(Protocol):
     """The subset of ``libloop.index.Library`` the API uses."""
 
     @property
     def settings(self) -> SettingsLike: ...
+
+    @property
+    def tokens(self) -> TokensLike: ...
+
+    @property
+    def sessions(self) -> SessionsLike: ...
 
     def frame_path(self, item: Any) -> Path:
         """Where an item's frame file is."""

@@ -6,6 +6,7 @@ repairs it; ``legacy`` imports the old device's ``media_index.json``.
 
 from __future__ import annotations
 
+from .access import ApiTokens, LoginSessions, TokenInfo
 from .fsck import FsckReport, Problem
 from .items import KINDS, Item, NewItem
 from .legacy import Converter, LegacyReport, Skipped
@@ -16,14 +17,17 @@ from .store import Library, open_library
 __all__ = [
     "KINDS",
     "SCHEMA_VERSION",
+    "ApiTokens",
     "Converter",
     "FsckReport",
     "Item",
     "LegacyReport",
     "Library",
+    "LoginSessions",
     "NewItem",
     "Problem",
     "Settings",
     "Skipped",
+    "TokenInfo",
     "open_library",
 ]

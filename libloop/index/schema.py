@@ -14,6 +14,8 @@ Tables:
 - ``used_ids``: every id ever handed out, so an id is never reused.
 - ``meta``: ``generation``, bumped by every committed change.
 - ``settings``: device settings, JSON values.
+- ``tokens``: named API tokens (only a SHA-256 of each secret), see ``access.py``.
+- ``sessions``: live dashboard logins (only a SHA-256 of each session id), see ``access.py``.
 """
 
 from __future__ import annotations
@@ -68,8 +70,21 @@ def _v2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX items_content_hash ON items (content_hash)")
 
 
+def _v3(conn: sqlite3.Connection) -> None:
+    # Named API tokens for scripts, and server-side login sessions (logout revokes one).
+    conn.execute(
+        """CREATE TABLE tokens (
+            name TEXT PRIMARY KEY,
+            hash TEXT NOT NULL UNIQUE,
+            created REAL NOT NULL,
+            last_used REAL
+        )"""
+    )
+    conn.execute("CREATE TABLE sessions (hash TEXT PRIMARY KEY, created REAL NOT NULL)")
+
+
 #: MIGRATIONS[n] moves a database from version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The columns each table must have at SCHEMA_VERSION (fsck checks them).
@@ -83,6 +98,8 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
     "used_ids": {"id"},
     "meta": {"key", "value"},
     "settings": {"key", "value"},
+    "tokens": {"name", "hash", "created", "last_used"},
+    "sessions": {"hash", "created"},
 }  # fmt: skip
 
 

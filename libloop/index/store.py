@@ -33,6 +33,7 @@ from libloop.clock import Clock, MonotonicClock
 from libloop.errors import InvalidChange, ItemNotFound, LibraryError
 
 from . import durable, schema
+from .access import ApiTokens, LoginSessions
 from .items import (
     Item,
     NewItem,
@@ -81,6 +82,9 @@ class Library:
         self.tmp_dir = self.frames_dir / ".tmp"
         self.quarantine_dir = self.data_dir / "quarantine"
         self.settings = Settings(self)
+        #: Named API tokens and dashboard logins (see ``access.py``).
+        self.tokens = ApiTokens(self)
+        self.sessions = LoginSessions(self)
         #: What start-up recovery found and did (set by ``open``).
         self.recovery_report: FsckReport | None = None
         self._clock: Clock = clock or MonotonicClock()

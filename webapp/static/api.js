@@ -1,7 +1,5 @@
 // Talking to the LOOP API: JSON in and out, errors as sentences a person can read.
 
-const HEADERS = { "X-Loop-Request": "1" };
-
 export class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
@@ -28,7 +26,8 @@ function notifyLogin(err) {
 
 /** Call the API; resolves with the JSON body, rejects with an ApiError. */
 export async function api(method, path, body) {
-  const init = { method, headers: { ...HEADERS }, credentials: "same-origin", cache: "no-store" };
+  // No custom header: the device tells cross-site requests apart by what the browser sends.
+  const init = { method, headers: {}, credentials: "same-origin", cache: "no-store" };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -60,7 +59,6 @@ export function upload(files, onProgress, query = "") {
     for (const file of files) form.append("file", file, file.name);
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `/api/media${query}`);
-    xhr.setRequestHeader("X-Loop-Request", "1");
     xhr.responseType = "json";
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable && event.total > 0) onProgress(event.loaded / event.total);

@@ -4,6 +4,7 @@ import { api } from "./api.js";
 import { $, initBanner, showError, showInfo } from "./ui.js";
 import { currentItems, isInteracting, markPlaying, render, setOnChange } from "./library.js";
 import { initPlayer, refreshHealth, refreshPlayer } from "./player.js";
+import { initTokens, refreshTokens } from "./tokens.js";
 import { initUploads, setUploadLimit } from "./uploads.js";
 
 let lastLibrary = "";
@@ -37,6 +38,7 @@ async function refreshSession() {
     ? "A password protects this dashboard."
     : "No password: anyone on this network can use this dashboard.";
   $("clear-password").hidden = !state.password_set;
+  $("logout").hidden = !(state.password_set && state.logged_in);
   return state;
 }
 
@@ -77,17 +79,33 @@ function initPasswordForm() {
     change($("new-password").value);
   });
   $("clear-password").addEventListener("click", () => change(null));
+  $("logout").addEventListener("click", async () => {
+    try {
+      await api("POST", "/api/logout"); // the device forgets this login, not only the browser
+      await refreshSession();
+      document.dispatchEvent(new CustomEvent("loop:login-required"));
+    } catch (err) {
+      showError(err);
+    }
+  });
 }
 
 async function refreshAll() {
   lastLibrary = "";
-  await Promise.all([refreshLibrary(), refreshPlayer(), refreshHealth(), refreshSession().catch(() => {})]);
+  await Promise.all([
+    refreshLibrary(),
+    refreshPlayer(),
+    refreshHealth(),
+    refreshSession().catch(() => {}),
+    refreshTokens(),
+  ]);
 }
 
 async function main() {
   initBanner();
   initLogin();
   initPasswordForm();
+  initTokens();
   initPlayer((id) => currentItems().find((item) => item.id === id)?.name);
   // After an import, the library and what the player shows have both changed.
   initUploads(() => Promise.all([refreshLibrary(), refreshPlayer()]));
