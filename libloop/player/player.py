@@ -29,7 +29,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +214,13 @@ class Player(Controls):
             self.step()
 
     # --- delete guarantee ------------------------------------------------------------------
+
+    def ban(self, item_ids: Iterable[str]) -> None:
+        """Never play these items again (evicted in an earlier run; see ``evict``), without waiting."""
+        now = self.clock.monotonic()
+        for item_id in item_ids:
+            self._sender.ban(item_id, now)
+        self.notify_change()
 
     def unban(self, item_id: str) -> None:
         """Let an evicted item play again (the delete that followed ``evict`` failed)."""

@@ -132,6 +132,35 @@ class PlayerStatus:
     #: ``current`` once that item's first frame has been sent.
     on_panel: str | None = None
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlayerStatus:
+        """The inverse of :meth:`to_dict` (a status sent from the player process)."""
+        from libloop.player.stats import snapshot_from_dict
+
+        known = {
+            "state",
+            "current",
+            "current_name",
+            "frame",
+            "brightness",
+            "night",
+            "faults",
+            "stats",
+            "on_panel",
+        }
+        return cls(
+            state=str(d.get("state", "empty")),
+            current=d.get("current"),
+            current_name=d.get("current_name"),
+            frame=d.get("frame"),
+            brightness=int(d.get("brightness", 0)),
+            night=d.get("night"),
+            faults=[str(f) for f in d.get("faults", [])],
+            stats=snapshot_from_dict(dict(d.get("stats", {}))),
+            extra={k: v for k, v in d.items() if k not in known},
+            on_panel=d.get("on_panel"),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"state", "current", "stats", ...}``."""
         return {

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
-__all__ = ["PlayerStats", "StatsSnapshot"]
+__all__ = ["PlayerStats", "StatsSnapshot", "snapshot_from_dict"]
 
 #: How many recent frames the percentiles, fps and host-time figures cover.
 WINDOW = 600
@@ -52,6 +53,15 @@ class StatsSnapshot:
             "host_ms_per_frame": round(self.host_ms_per_frame, 4),
             "wire_utilisation": round(self.wire_utilisation, 4),
         }
+
+
+def snapshot_from_dict(d: dict[str, Any]) -> StatsSnapshot:
+    """The inverse of :meth:`StatsSnapshot.to_dict` (statistics sent from another process)."""
+    values: dict[str, Any] = {}
+    for name in (f.name for f in fields(StatsSnapshot)):
+        value = d.get(name, 0)
+        values[name] = value if isinstance(value, int | float | bool) else 0
+    return StatsSnapshot(**values)
 
 
 class PlayerStats:

@@ -1,0 +1,659 @@
+"""The player in a process of its own: timing isolated from everything else on the device.
+
+``PlayerProcess`` starts a child process (``multiprocessing`` *spawn*) that owns the bus, the
+display and the ``Player``, and opens the index itself (SQLite is multi-process). Nothing the
+web app, MQTT, previews, imports or a misbehaving client do runs in that process: it has its
+own interpreter and GIL, and real-time scheduling where the OS allows (``SCHED_FIFO``, see
+:func:`apply_realtime`). The device talks to it through:
+
+* a **control channel** — a duplex pipe of small tuples: calls with a reply (controls,
+  ``status``, ``evict``, ``probe``, ``restart``) and one-way notes (``changed``: the library
+  changed, so the child re-reads it at once instead of polling). Calls run on a few worker
+  threads in the child, so a slow one (an evict waiting for the panel, a probe of a hung bus)
+  never holds up the others. The child sends events back (``fatal``: the loop stopped);
+* a **shared framebuffer** (:mod:`libloop.player.framebuffer`) — the panel's memory, written by
+  the child as it draws and read by the device for ``display.png``, the live view and the
+  simulator's window; its heartbeat counter is the child's proof of progress.
+
+The delete guarantee crosses the boundary unchanged: ``evict`` returns only after the child's
+player has banned the id under its send lock and moved off the item. Bans are also kept here
+and handed to every new child, so a restart between an evict and the library delete cannot
+bring the item back.
+
+What the child builds is the caller's business: ``HostSpec.build`` is a module-level function
+(picklable by reference) called in the child with a :class:`HostContext`; it returns a
+:class:`Hosted` with the player, the display, the state words to publish and extra calls.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from libloop import errors as _errors
+from libloop.clock import Clock, MonotonicClock
+from libloop.errors import ItemNotFound, LoopError, PlayerError
+from libloop.player.framebuffer import SharedFramebuffer
+from libloop.player.night import NightSchedule
+from libloop.player.ports import PlayDisplay, PlayerStatus
+from libloop.player.stats import StatsSnapshot, snapshot_from_dict
+
+__all__ = [
+    "HostContext",
+    "HostSpec",
+    "Hosted",
+    "PlayerProcess",
+    "apply_realtime",
+]
+
+log = logging.getLogger(__name__)
+
+#: How long a status answer is reused (many pollers then cost the child a few calls a second).
+STATUS_TTL_S = 0.05
+#: How long the parent remembers a ban for children it starts later.
+BAN_MEMORY_S = 60.0
+#: Calls the child runs at once.
+CHILD_WORKERS = 4
+
+
+# --- what the caller provides -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostContext:
+    """What ``HostSpec.build`` gets in the child."""
+
+    framebuffer: SharedFramebuffer
+    #: Report that the loop stopped (becomes a ``fatal`` event in the parent).
+    fatal: Callable[[BaseException], None]
+    #: Ids evicted before this child started: they must never play.
+    banned: tuple[str, ...]
+    #: ``HostSpec.args``.
+    args: Any
+
+
+@dataclass
+class Hosted:
+    """What the child runs: the player, its display, and how to report and shut down."""
+
+    player: Any  # libloop.player.Player (Any: it is also duck-typed in tests)
+    display: PlayDisplay
+    #: The state words published with each frame (see ``SharedFramebuffer.set_state_source``).
+    state: Callable[[], Sequence[int]]
+    close: Callable[[], None]
+    #: Extra calls the parent may make (``probe``, ``display_info`` …), by name.
+    calls: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """How to build the child's side. Everything here must pickle.
+
+    Attributes:
+        build: a module-level function ``build(HostContext) -> Hosted``.
+        args: handed to ``build`` as ``HostContext.args``.
+        payload_bytes: the size of the shared framebuffer's payload.
+        realtime_priority: ``SCHED_FIFO`` priority for the child (1-99), or None for none.
+        start_timeout: how long the child may take to build and start (imports included).
+    """
+
+    build: Callable[[HostContext], Hosted]
+    args: Any
+    payload_bytes: int
+    realtime_priority: int | None = 10
+    start_timeout: float = 60.0
+
+
+# --- scheduling -----------------------------------------------------------------------------
+
+
+def apply_realtime(priority: int | None) -> dict[str, Any]:
+    """Ask for ``SCHED_FIFO`` at ``priority`` for this thread and the threads it starts.
+
+    Returns what was applied, for ``/api/health``: ``{"policy": "fifo", "priority": n}``, or
+    ``{"policy": "other", "nice": n, "reason": ...}`` when it is off or not permitted (an
+    ordinary user needs ``LimitRTPRIO=`` or ``CAP_SYS_NICE``; the systemd unit grants it).
+    """
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    if priority is None or priority <= 0:
+        return {"policy": "other", "nice": nice, "reason": "real-time scheduling is off in the config"}
+    if not hasattr(os, "sched_setscheduler"):
+        return {"policy": "other", "nice": nice, "reason": "this OS has no SCHED_FIFO"}
+    try:
+        top = os.sched_get_priority_max(os.SCHED_FIFO)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(min(priority, top)))
+    except OSError as exc:
+        return {
+            "policy": "other",
+            "nice": nice,
+            "reason": f"SCHED_FIFO not permitted ({exc.strerror or exc}); the unit's LimitRTPRIO= grants it",
+        }
+    return {"policy": "fifo", "priority": min(priority, top)}
+
+
+# --- errors across the pipe -----------------------------------------------------------------
+
+
+def _encode_error(exc: BaseException) -> tuple[str, str, str | None]:
+    item_id = getattr(exc, "item_id", None) if isinstance(exc, ItemNotFound) else None
+    return type(exc).__name__, str(exc), item_id
+
+
+def _decode_error(name: str, message: str, item_id: str | None) -> Exception:
+    if name == "ItemNotFound" and item_id is not None:
+        return ItemNotFound(item_id)
+    if name in ("ValueError", "TypeError"):
+        return ValueError(message)
+    cls = getattr(_errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, LoopError):
+        try:
+            error: Exception = cls(message)
+            if str(error) == message:
+                return error
+        except TypeError:
+            pass
+    return PlayerError(message)
+
+
+# --- the child --------------------------------------------------------------------------------
+
+_CONTROLS = frozenset(
+    {
+        "pause", "resume", "next", "previous", "show", "set_brightness", "sleep", "wake",
+        "set_night", "set_dashboard_url", "show_error", "clear_error", "evict", "unban",
+    }
+)  # fmt: skip
+
+
+def _child_main(spec: HostSpec, conn: Any, fb_name: str, banned: tuple[str, ...]) -> None:
+    """The player process: build, play, answer calls until told to stop or the parent goes."""
+    scheduling = apply_realtime(spec.realtime_priority)  # before any thread: they inherit it
+    send_lock = threading.Lock()
+
+    def send(message: tuple[Any, ...]) -> None:
+        with send_lock, contextlib.suppress(OSError, ValueError):
+            conn.send(message)
+
+    framebuffer = SharedFramebuffer.attach(fb_name)
+    framebuffer.set_writer_pid(os.getpid())
+    context = HostContext(
+        framebuffer=framebuffer,
+        fatal=lambda exc: send(("event", "fatal", f"{type(exc).__name__}: {exc}")),
+        banned=banned,
+        args=spec.args,
+    )
+    try:
+        hosted = spec.build(context)
+    except BaseException as exc:
+        send(("failed", *_encode_error(exc)))
+        framebuffer.close()
+        return
+    framebuffer.set_state_source(hosted.state)
+    player = hosted.player
+    if banned:
+        player.ban(banned)
+    player.start()
+    framebuffer.publish()
+    send(("ready", {"pid": os.getpid(), "scheduling": scheduling}))
+
+    def restart() -> None:
+        player.stop()
+        hosted.display.reinit()
+        player.start()
+
+    def run(call_id: int, name: str, args: tuple[Any, ...]) -> None:
+        try:
+            if name == "status":
+                value: Any = player.status().to_dict()
+            elif name == "restart":
+                restart()
+                value = None
+            elif name in _CONTROLS:
+                value = getattr(player, name)(*args)
+            elif name in hosted.calls:
+                value = hosted.calls[name](*args)
+            else:
+                raise PlayerError(f"The player process has no call named {name!r}.")
+            send(("reply", call_id, True, value))
+        except BaseException as exc:
+            send(("reply", call_id, False, _encode_error(exc)))
+
+    pool = concurrent.futures.ThreadPoolExecutor(CHILD_WORKERS, thread_name_prefix="loop-player-call")
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break  # the parent is gone
+            kind = message[0]
+            if kind == "stop":
+                break
+            if kind == "changed":
+                player.notify_change()
+            elif kind == "call":
+                pool.submit(run, message[1], message[2], tuple(message[3]))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(Exception):
+            player.stop()
+        with contextlib.suppress(Exception):
+            hosted.close()
+        send(("stopped",))
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+# --- the parent -------------------------------------------------------------------------------
+
+
+class _Pending:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+        self.value: Any = None
+
+
+class PlayerProcess:
+    """The player, in a child process; the same controls as ``Player`` (see the module doc).
+
+    Args:
+        spec: how the child builds its side.
+        clock: the clock liveness is measured on.
+        on_fatal: called (on a reader thread) with a sentence when the child's loop stops or the
+            child exits without being asked to.
+        call_timeout: how long a control waits for its answer.
+    """
+
+    def __init__(
+        self,
+        spec: HostSpec,
+        *,
+        clock: Clock | None = None,
+        on_fatal: Callable[[str], None] | None = None,
+        call_timeout: float = 5.0,
+    ) -> None:
+        self.spec = spec
+        self.clock: Clock = clock or MonotonicClock()
+        self.on_fatal = on_fatal
+        self.call_timeout = call_timeout
+        self.framebuffer: SharedFramebuffer | None = None
+        self.scheduling: dict[str, Any] = {}
+        self.starts = 0
+        self._lock = threading.RLock()  # start / stop / restart
+        self._send_lock = threading.Lock()
+        self._conn: Any = None
+        self._process: Any = None
+        self._reader: threading.Thread | None = None
+        self._pending: dict[int, _Pending] = {}
+        self._pending_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._bans: dict[str, float] = {}
+        self._stopping = False
+        self._beat_seen: tuple[int, float] | None = None
+        self._status: tuple[float, PlayerStatus] | None = None
+        self._status_lock = threading.Lock()
+        self._last_stats: StatsSnapshot | None = None
+        self._exits: collections.deque[str] = collections.deque(maxlen=10)
+
+    # --- life ----------------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None else None
+
+    @property
+    def running(self) -> bool:
+        process = self._process
+        return process is not None and process.is_alive() and self._conn is not None
+
+    def start(self) -> None:
+        """Start the child and wait until it plays (a no-op while one runs).
+
+        Raises:
+            PlayerError: the child could not build its side or did not start in time.
+        """
+        with self._lock:
+            if self.running:
+                return
+            self._cleanup()
+            if self.framebuffer is None:
+                self.framebuffer = SharedFramebuffer.create(self.spec.payload_bytes)
+            ctx = multiprocessing.get_context("spawn")
+            parent_conn, child_conn = ctx.Pipe(duplex=True)
+            banned = self._current_bans()
+            process = ctx.Process(
+                target=_child_main,
+                args=(self.spec, child_conn, self.framebuffer.name, banned),
+                name="loop-player",
+                daemon=True,
+            )
+            self._stopping = False
+            process.start()
+            child_conn.close()
+            ready = self._wait_ready(parent_conn, process)
+            self._conn, self._process = parent_conn, process
+            self.scheduling = dict(ready.get("scheduling", {}))
+            self._beat_seen = None
+            self.starts += 1
+            self._reader = threading.Thread(
+                target=self._read, args=(parent_conn, process), name="loop-player-reader", daemon=True
+            )
+            self._reader.start()
+
+    def _wait_ready(self, conn: Any, process: Any) -> dict[str, Any]:
+        deadline = time.monotonic() + self.spec.start_timeout
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0 or not conn.poll(min(left, 0.5)):
+                    if left <= 0:
+                        raise PlayerError(
+                            f"The player process did not start within {self.spec.start_timeout:g} s; "
+                            "the device is overloaded or the display does not answer."
+                        )
+                    if not process.is_alive():
+                        raise PlayerError(
+                            f"The player process exited while starting (status {process.exitcode}); "
+                            "see the log for why."
+                        )
+                    continue
+                message = conn.recv()
+                if message[0] == "ready":
+                    ready: dict[str, Any] = message[1]
+                    return ready
+                if message[0] == "failed":
+                    raise _decode_error(*message[1:])
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.close()
+            self._kill(process)
+            raise
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the child to stop (it blanks nothing: the panel keeps its last frame); kill it if it
+        does not go within ``timeout``."""
+        with self._lock:
+            self._stopping = True
+            conn, process = self._conn, self._process
+            if conn is not None:
+                with self._send_lock, contextlib.suppress(OSError, ValueError):
+                    conn.send(("stop",))
+            if process is not None:
+                process.join(timeout)
+                if process.is_alive():
+                    log.warning("the player process did not stop in %.0f s; killing it", timeout)
+                    self._kill(process)
+            self._cleanup()
+
+    def close(self) -> None:
+        """Stop the child and remove the shared framebuffer."""
+        self.stop()
+        if self.framebuffer is not None:
+            self.framebuffer.close()
+            self.framebuffer = None
+
+    def restart(self) -> None:
+        """Restart the child's player (re-initialising the panel); a new child if that fails."""
+        if self.running:
+            try:
+                self.call("restart", timeout=self.call_timeout + 5.0)
+                self._beat_seen = None
+                return
+            except LoopError as exc:
+                log.warning("restarting the player in its process failed (%s); starting a new process", exc)
+        self.respawn()
+
+    def respawn(self) -> None:
+        """Kill the child (whatever it is doing) and start a new one."""
+        with self._lock:
+            self._stopping = True
+            if self._process is not None:
+                self._kill(self._process)
+            self._cleanup()
+        self.start()
+
+    @staticmethod
+    def _kill(process: Any) -> None:
+        with contextlib.suppress(Exception):
+            process.kill()
+            process.join(5.0)
+
+    def _cleanup(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
+        process, self._process = self._process, None
+        if process is not None:
+            with contextlib.suppress(Exception):
+                process.join(0.1)
+                process.close()
+        self._fail_pending("The player process stopped before it answered; try again.")
+        with self._status_lock:
+            self._status = None
+
+    def _read(self, conn: Any, process: Any) -> None:
+        """The reader thread: replies to their callers, events to the callbacks."""
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError, ValueError):
+                break
+            kind = message[0]
+            if kind == "reply":
+                with self._pending_lock:
+                    pending = self._pending.pop(message[1], None)
+                if pending is not None:
+                    pending.ok, pending.value = message[2], message[3]
+                    pending.done.set()
+            elif kind == "event" and message[1] == "fatal":
+                self._report(f"the player stopped: {message[2]}")
+            elif kind == "stopped":
+                break
+        self._fail_pending("The player process stopped before it answered; try again.")
+        if not self._stopping:
+            with contextlib.suppress(Exception):
+                process.join(2.0)
+            code = process.exitcode if not process.is_alive() else None
+            self._report(f"the player process exited unexpectedly (status {code})")
+
+    def _report(self, sentence: str) -> None:
+        log.error("%s", sentence)
+        self._exits.append(sentence)
+        if self.on_fatal is not None:
+            try:
+                self.on_fatal(sentence)
+            except Exception:
+                log.exception("the player's failure callback failed")
+
+    def _fail_pending(self, message: str) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+        for p in pending.values():
+            p.ok, p.value = False, ("PlayerError", message, None)
+            p.done.set()
+
+    # --- calls ---------------------------------------------------------------------------------
+
+    def call(self, name: str, *args: Any, timeout: float | None = None) -> Any:
+        """Run ``name(*args)`` in the child and return its answer (its exception re-raised here).
+
+        Raises:
+            PlayerError: the child is not running or did not answer within ``timeout``.
+        """
+        conn = self._conn
+        if conn is None or not self.running:
+            raise PlayerError("The player process is not running (it may be restarting); try again shortly.")
+        call_id = next(self._ids)
+        pending = _Pending()
+        with self._pending_lock:
+            self._pending[call_id] = pending
+        try:
+            with self._send_lock:
+                conn.send(("call", call_id, name, args))
+        except (OSError, ValueError) as exc:
+            with self._pending_lock:
+                self._pending.pop(call_id, None)
+            raise PlayerError(
+                "The player process is not reachable (it may be restarting); try again shortly."
+            ) from exc
+        if not pending.done.wait(self.call_timeout if timeout is None else timeout):
+            with self._pending_lock:
+                self._pending.pop(call_id, None)
+            raise PlayerError(f"The player process did not answer {name!r} in time; it may be stuck.")
+        if not pending.ok:
+            raise _decode_error(*pending.value)
+        return pending.value
+
+    def notify_change(self) -> None:
+        """Tell the child the library changed (no answer awaited)."""
+        conn = self._conn
+        if conn is None:
+            return
+        with self._send_lock, contextlib.suppress(OSError, ValueError):
+            conn.send(("changed",))
+
+    def _control(self, name: str, *args: Any) -> None:
+        try:
+            self.call(name, *args)
+        finally:
+            with self._status_lock:
+                self._status = None  # the next status shows the control's effect
+
+    def pause(self) -> None:
+        self._control("pause")
+
+    def resume(self) -> None:
+        self._control("resume")
+
+    def next(self) -> None:
+        self._control("next")
+
+    def previous(self) -> None:
+        self._control("previous")
+
+    def show(self, item_id: str) -> None:
+        if item_id in self._bans:
+            raise ItemNotFound(item_id)
+        self._control("show", item_id)
+
+    def set_brightness(self, percent: int) -> None:
+        if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+            raise ValueError(f"brightness must be a whole number from 0 to 100, not {percent!r}")
+        self._control("set_brightness", percent)
+
+    def sleep(self) -> None:
+        self._control("sleep")
+
+    def wake(self) -> None:
+        self._control("wake")
+
+    def set_night(self, night: NightSchedule | None) -> None:
+        self._control("set_night", night)
+
+    def set_dashboard_url(self, url: str) -> None:
+        self._control("set_dashboard_url", str(url))
+
+    def show_error(self, message: str) -> None:
+        self._control("show_error", message)
+
+    def clear_error(self) -> None:
+        self._control("clear_error")
+
+    def evict(self, item_id: str, timeout: float = 2.0) -> None:
+        """Take the item off the panel for good (see ``Player.evict``), across the process boundary.
+
+        Raises:
+            PlayerError: the panel did not move off the item in time, or the child is not
+                running (then nothing can be promised about the panel).
+        """
+        self._bans[item_id] = time.monotonic()
+        try:
+            self.call("evict", item_id, timeout, timeout=timeout + self.call_timeout)
+        finally:
+            with self._status_lock:
+                self._status = None
+
+    def unban(self, item_id: str) -> None:
+        self._bans.pop(item_id, None)
+        with contextlib.suppress(PlayerError):
+            self._control("unban", item_id)
+
+    def _current_bans(self) -> tuple[str, ...]:
+        now = time.monotonic()
+        for item_id, since in list(self._bans.items()):
+            if now - since > BAN_MEMORY_S:
+                del self._bans[item_id]
+        return tuple(self._bans)
+
+    # --- status and liveness ---------------------------------------------------------------------
+
+    def status(self) -> PlayerStatus:
+        """The child's status (reused for ``STATUS_TTL_S``); a stand-in while it is not running."""
+        with self._status_lock:
+            cached = self._status
+            if cached is not None and time.monotonic() - cached[0] < STATUS_TTL_S:
+                return cached[1]
+            try:
+                status = PlayerStatus.from_dict(self.call("status"))
+            except PlayerError as exc:
+                return self._stand_in(str(exc))
+            self._status = (time.monotonic(), status)
+            self._last_stats = status.stats
+            return status
+
+    def _stand_in(self, why: str) -> PlayerStatus:
+        stats = self._last_stats or snapshot_from_dict({})
+        return PlayerStatus(
+            state="empty",
+            current=None,
+            current_name=None,
+            frame=None,
+            brightness=0,
+            night=None,
+            faults=list(self._exits),
+            stats=stats,
+            extra={"error": why},
+        )
+
+    @property
+    def stats(self) -> StatsSnapshot:
+        return self.status().stats
+
+    def heartbeat_age(self) -> float | None:
+        """Seconds since the child's heartbeat counter last moved (None: the child is not running).
+
+        Counted from the first time this was asked after a start, so call it regularly (the
+        supervisor's liveness check does).
+        """
+        if not self.running or self.framebuffer is None:
+            return None
+        beat = self.framebuffer.heartbeat
+        now = self.clock.monotonic()
+        seen = self._beat_seen
+        if seen is None or seen[0] != beat:
+            self._beat_seen = (beat, now)
+            return 0.0
+        return now - seen[1]
+
+    def info(self) -> dict[str, Any]:
+        """For the health report: the process, its scheduling and its restarts."""
+        return {
+            "mode": "process",
+            "pid": self.pid,
+            "running": self.running,
+            "starts": self.starts,
+            "scheduling": dict(self.scheduling),
+            "exits": list(self._exits),
+        }
