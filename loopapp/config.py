@@ -31,8 +31,16 @@ hosts = []            # more names the dashboard answers to, e.g. ["loop.example
                       # guard). "*" answers to every name (only behind a proxy you trust).
 
 [player]
-refresh_seconds = 5.0
+refresh_seconds = 5.0 # the quickest one refresh sweep over the panel may be (it goes out a band
+                      # at a time in idle bus time, within a tenth of the content's bytes)
 night = ""            # e.g. "23:00-07:00": panel asleep in between
+isolation = "process" # "process": the player and the display run in a process of their own,
+                      # so nothing else on the device can delay a frame; "thread": in the web
+                      # app's process (the previous design; for comparison and debugging)
+realtime_priority = 10  # SCHED_FIFO priority of the player process, 1-99 (0: none); needs
+                        # LimitRTPRIO= or CAP_SYS_NICE, which `loop install-service` grants
+web_nice = 5          # without real-time scheduling: how much lower the web app's request
+                      # threads run (a nice increment, 0-19)
 ```
 """
 
@@ -110,6 +118,9 @@ class WebConfig:
 class PlayerConfig:
     refresh_seconds: float = 5.0
     night: str = ""
+    isolation: str = "process"
+    realtime_priority: int = 10
+    web_nice: int = 5
 
 
 @dataclass(frozen=True)
@@ -184,6 +195,14 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"web.port must be between 0 and 65535, not {config.web.port}.")
     if not 1_000_000 <= config.wiring.speed_hz <= 125_000_000:
         raise ConfigError(f"wiring.speed_hz must be between 1 MHz and 125 MHz, not {config.wiring.speed_hz}.")
+    if config.player.isolation not in ("process", "thread"):
+        raise ConfigError(f'player.isolation must be "process" or "thread", not {config.player.isolation!r}.')
+    if not 0 <= config.player.realtime_priority <= 99:
+        raise ConfigError(
+            f"player.realtime_priority must be from 0 (none) to 99, not {config.player.realtime_priority}."
+        )
+    if not 0 <= config.player.web_nice <= 19:
+        raise ConfigError(f"player.web_nice must be from 0 to 19, not {config.player.web_nice}.")
     if config.player.night and not re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", config.player.night):
         raise ConfigError(f'player.night must look like "23:00-07:00", not {config.player.night!r}.')
     return config

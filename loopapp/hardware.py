@@ -30,6 +30,9 @@ class Hardware:
     #: The simulator's wiring object (fake spidev, pins), for fault injection and tests.
     wiring: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: "sim" or "pi" when a player process can build the same hardware again on its own
+    #: (``sim_hardware``/``pi_hardware``); "custom" keeps the player in this process.
+    kind: str = "custom"
 
     def snapshot(self, rotation: int) -> Image.Image | None:
         """What the glass shows, turned for viewing, when a simulated panel exists."""
@@ -41,11 +44,17 @@ class Hardware:
         return image
 
 
-def sim_hardware(config: Config, *, clock: Any = None) -> Hardware:
-    """A simulated ILI9341 behind a fake spidev device: the same SpidevBus code path as on a Pi."""
+def sim_hardware(config: Config, *, clock: Any = None, **wiring_options: Any) -> Hardware:
+    """A simulated ILI9341 behind a fake spidev device: the same SpidevBus code path as on a Pi.
+
+    ``wiring_options`` go to ``sim.wiring.SimWiring`` (``pace``, ``panel_memory``,
+    ``record_payloads`` …).
+    """
     from sim.wiring import SimWiring
 
-    wiring = SimWiring(bgr_filter=config.display.bgr, speed_hz=config.wiring.speed_hz, clock=clock)
+    wiring = SimWiring(
+        bgr_filter=config.display.bgr, speed_hz=config.wiring.speed_hz, clock=clock, **wiring_options
+    )
     return Hardware(
         bus=wiring.bus,
         dc=wiring.dc,
@@ -53,6 +62,7 @@ def sim_hardware(config: Config, *, clock: Any = None) -> Hardware:
         backlight=wiring.backlight,
         panel=wiring.panel,
         wiring=wiring,
+        kind="sim",
     )
 
 
@@ -68,4 +78,4 @@ def pi_hardware(config: Config) -> Hardware:
     dc = GpiodPin(w.dc, chip_label=label)
     reset = GpiodPin(w.reset, chip_label=label, initial=True)
     backlight = PinBacklight(GpiodPin(w.backlight, chip_label=label))
-    return Hardware(bus=bus, dc=dc, reset=reset, backlight=backlight)
+    return Hardware(bus=bus, dc=dc, reset=reset, backlight=backlight, kind="pi")

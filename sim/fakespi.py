@@ -30,6 +30,7 @@ import errno
 import os
 import random
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -123,6 +124,8 @@ class FakeSpiDev:
         transcript_limit: keep only the newest this-many transcript entries (None: all).
         present: False models a missing ``/dev/spidevX.Y`` (``open`` raises FileNotFoundError).
         permitted: False models a node this user may not open (``PermissionError``).
+        pace: with a real clock, each transfer really takes its modelled wire time (the caller
+            sleeps through it, releasing the GIL, as a thread blocked in the spidev ioctl does).
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class FakeSpiDev:
         transcript_limit: int | None = 100_000,
         present: bool = True,
         permitted: bool = True,
+        pace: bool = False,
     ) -> None:
         if bufsiz < 1:
             raise ValueError(f"bufsiz must be at least 1, got {bufsiz}")
@@ -151,6 +155,7 @@ class FakeSpiDev:
         self.transcript: deque[TranscriptEntry] = deque(maxlen=transcript_limit)
         self.present = present
         self.permitted = permitted
+        self.pace = pace
         self.path: str | None = None
         # Counters over completed kernel transfers (dropped ones included: the host saw success).
         self.transfers = 0
@@ -418,6 +423,8 @@ class FakeSpiDev:
         self.wire_seconds += seconds
         if isinstance(self.clock, FakeClock):
             self.clock.advance(seconds)
+        elif self.pace:
+            time.sleep(seconds)
         rx = bytes(n) if kind != "write" else b""
         payload: bytes | None = None
         if self.sink is not None and not dropped:

@@ -234,7 +234,9 @@ class Ili9341Panel:
         if memory is None:
             memory = np.zeros((ROWS, COLUMNS, 4), dtype=np.uint8)
         elif memory.shape != (ROWS, COLUMNS, 4) or memory.dtype != np.uint8:
-            raise ValueError(f"panel memory is a ({ROWS}, {COLUMNS}, 4) uint8 array, not {memory.shape} {memory.dtype}")
+            raise ValueError(
+                f"panel memory is a ({ROWS}, {COLUMNS}, 4) uint8 array, not {memory.shape} {memory.dtype}"
+            )
         self._cells4: U8 = memory
         self._cells: U32 = self._cells4.view(_CELL)[:, :, 0]
         #: 18-bit frame memory: (row, column, component) 6-bit levels, in the order written.

@@ -18,7 +18,7 @@ the panel's MADCTL and sleep state) that readers need to render the memory as a 
 it. A separate *heartbeat* counter, bumped every turn of the player loop, lets a supervisor in
 another process see that the loop makes progress.
 
-Layout (little-endian): 64 bytes of header — magic, layout version, sequence, heartbeat,
+Layout (little-endian): 128 bytes of header — magic, layout version, sequence, heartbeat,
 payload size, writer pid, then the state words — followed by the payload.
 """
 
@@ -39,7 +39,7 @@ __all__ = ["STATE_WORDS", "FramebufferError", "SharedFramebuffer"]
 
 _MAGIC = 0x4C4F4F50  # "LOOP"
 _LAYOUT = 1
-_HEADER = 64
+_HEADER = 128
 _SEQ, _BEAT, _SIZE, _PID = 2, 3, 4, 5
 _STATE0 = 6
 #: How many state words a frame carries.

@@ -304,6 +304,9 @@ class PlayerProcess:
         self._status_lock = threading.Lock()
         self._last_stats: StatsSnapshot | None = None
         self._exits: collections.deque[str] = collections.deque(maxlen=10)
+        self._ready = threading.Event()
+        self._failure: tuple[Any, ...] | None = None
+        self._spawned_at = 0.0
 
     # --- life ----------------------------------------------------------------------------------
 
@@ -314,75 +317,86 @@ class PlayerProcess:
 
     @property
     def running(self) -> bool:
+        """True once the child has said it plays, while it lives."""
         process = self._process
-        return process is not None and process.is_alive() and self._conn is not None
+        return process is not None and self._ready.is_set() and process.is_alive()
 
-    def start(self) -> None:
-        """Start the child and wait until it plays (a no-op while one runs).
+    @property
+    def starting(self) -> bool:
+        """True between a spawn and the child's "ready" (bounded by ``spec.start_timeout``)."""
+        process = self._process
+        return (
+            process is not None
+            and not self._ready.is_set()
+            and process.is_alive()
+            and time.monotonic() - self._spawned_at < self.spec.start_timeout
+        )
+
+    def start(self, *, wait: bool = True) -> None:
+        """Start the child (a no-op while one runs or starts); with ``wait``, until it plays.
 
         Raises:
-            PlayerError: the child could not build its side or did not start in time.
+            PlayerError: (``wait``) the child could not build its side or did not start in time.
         """
         with self._lock:
-            if self.running:
-                return
-            self._cleanup()
-            if self.framebuffer is None:
-                self.framebuffer = SharedFramebuffer.create(self.spec.payload_bytes)
-            ctx = multiprocessing.get_context("spawn")
-            parent_conn, child_conn = ctx.Pipe(duplex=True)
-            banned = self._current_bans()
-            process = ctx.Process(
-                target=_child_main,
-                args=(self.spec, child_conn, self.framebuffer.name, banned),
-                name="loop-player",
-                daemon=True,
-            )
-            self._stopping = False
-            process.start()
-            child_conn.close()
-            ready = self._wait_ready(parent_conn, process)
-            self._conn, self._process = parent_conn, process
-            self.scheduling = dict(ready.get("scheduling", {}))
-            self._beat_seen = None
-            self.starts += 1
-            self._reader = threading.Thread(
-                target=self._read, args=(parent_conn, process), name="loop-player-reader", daemon=True
-            )
-            self._reader.start()
+            if not (self.running or self.starting):
+                self._spawn()
+            if wait:
+                self._wait_ready()
 
-    def _wait_ready(self, conn: Any, process: Any) -> dict[str, Any]:
-        deadline = time.monotonic() + self.spec.start_timeout
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0 or not conn.poll(min(left, 0.5)):
-                    if left <= 0:
-                        raise PlayerError(
-                            f"The player process did not start within {self.spec.start_timeout:g} s; "
-                            "the device is overloaded or the display does not answer."
-                        )
-                    if not process.is_alive():
-                        raise PlayerError(
-                            f"The player process exited while starting (status {process.exitcode}); "
-                            "see the log for why."
-                        )
-                    continue
-                message = conn.recv()
-                if message[0] == "ready":
-                    ready: dict[str, Any] = message[1]
-                    return ready
-                if message[0] == "failed":
-                    raise _decode_error(*message[1:])
-        except BaseException:
-            with contextlib.suppress(Exception):
-                conn.close()
-            self._kill(process)
-            raise
+    def _spawn(self) -> None:
+        self._cleanup()
+        if self.framebuffer is None:
+            self.framebuffer = SharedFramebuffer.create(self.spec.payload_bytes)
+        ctx = multiprocessing.get_context("spawn")
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        process = ctx.Process(
+            target=_child_main,
+            args=(self.spec, child_conn, self.framebuffer.name, self._current_bans()),
+            name="loop-player",
+            daemon=True,
+        )
+        self._stopping = False
+        self._ready = threading.Event()
+        self._failure = None
+        self._beat_seen = None
+        self._spawned_at = time.monotonic()
+        process.start()
+        child_conn.close()
+        self._conn, self._process = parent_conn, process
+        self.starts += 1
+        self._reader = threading.Thread(
+            target=self._read,
+            args=(parent_conn, process, self._ready),
+            name="loop-player-reader",
+            daemon=True,
+        )
+        self._reader.start()
+
+    def _wait_ready(self) -> None:
+        deadline = self._spawned_at + self.spec.start_timeout
+        process = self._process
+        while not self._ready.wait(0.1):
+            failure = self._failure
+            if failure is not None:
+                self._kill_current()
+                raise _decode_error(*failure)
+            if process is None or not process.is_alive():
+                code = process.exitcode if process is not None else None
+                self._kill_current()
+                raise PlayerError(
+                    f"The player process exited while starting (status {code}); see the log for why."
+                )
+            if time.monotonic() > deadline:
+                self._kill_current()
+                raise PlayerError(
+                    f"The player process did not start within {self.spec.start_timeout:g} s; "
+                    "the device is overloaded or the display does not answer."
+                )
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Ask the child to stop (it blanks nothing: the panel keeps its last frame); kill it if it
-        does not go within ``timeout``."""
+        """Ask the child to stop (the panel keeps its last frame); kill it if it does not go
+        within ``timeout``."""
         with self._lock:
             self._stopping = True
             conn, process = self._conn, self._process
@@ -404,24 +418,33 @@ class PlayerProcess:
             self.framebuffer = None
 
     def restart(self) -> None:
-        """Restart the child's player (re-initialising the panel); a new child if that fails."""
+        """Restart the child's player (re-initialising the panel); a new child if that fails.
+
+        Returns without waiting for a new child to play (its start is bounded by
+        ``spec.start_timeout``; :meth:`heartbeat_age` counts it as alive meanwhile).
+        """
         if self.running:
             try:
-                self.call("restart", timeout=self.call_timeout + 5.0)
+                self.call("restart", timeout=self.call_timeout)
                 self._beat_seen = None
                 return
             except LoopError as exc:
                 log.warning("restarting the player in its process failed (%s); starting a new process", exc)
-        self.respawn()
+        self.respawn(wait=False)
 
-    def respawn(self) -> None:
-        """Kill the child (whatever it is doing) and start a new one."""
+    def respawn(self, *, wait: bool = True) -> None:
+        """Kill the child (whatever it is doing: SIGKILL) and start a new one."""
         with self._lock:
-            self._stopping = True
-            if self._process is not None:
-                self._kill(self._process)
-            self._cleanup()
-        self.start()
+            self._kill_current()
+            self._spawn()
+            if wait:
+                self._wait_ready()
+
+    def _kill_current(self) -> None:
+        self._stopping = True
+        if self._process is not None:
+            self._kill(self._process)
+        self._cleanup()
 
     @staticmethod
     def _kill(process: Any) -> None:
@@ -438,13 +461,12 @@ class PlayerProcess:
         if process is not None:
             with contextlib.suppress(Exception):
                 process.join(0.1)
-                process.close()
         self._fail_pending("The player process stopped before it answered; try again.")
         with self._status_lock:
             self._status = None
 
-    def _read(self, conn: Any, process: Any) -> None:
-        """The reader thread: replies to their callers, events to the callbacks."""
+    def _read(self, conn: Any, process: Any, ready: threading.Event) -> None:
+        """The reader thread of one child: readiness, replies to their callers, events."""
         while True:
             try:
                 message = conn.recv()
@@ -457,12 +479,19 @@ class PlayerProcess:
                 if pending is not None:
                     pending.ok, pending.value = message[2], message[3]
                     pending.done.set()
+            elif kind == "ready":
+                self.scheduling = dict(message[1].get("scheduling", {}))
+                ready.set()
+            elif kind == "failed":
+                self._failure = tuple(message[1:])
+                self._report(f"the player process could not start: {message[2]}")
             elif kind == "event" and message[1] == "fatal":
                 self._report(f"the player stopped: {message[2]}")
             elif kind == "stopped":
                 break
-        self._fail_pending("The player process stopped before it answered; try again.")
-        if not self._stopping:
+        if self._conn is conn:
+            self._fail_pending("The player process stopped before it answered; try again.")
+        if not self._stopping and self._process is process:
             with contextlib.suppress(Exception):
                 process.join(2.0)
             code = process.exitcode if not process.is_alive() else None
@@ -637,6 +666,8 @@ class PlayerProcess:
         Counted from the first time this was asked after a start, so call it regularly (the
         supervisor's liveness check does).
         """
+        if self.starting:
+            return 0.0  # a new child is importing and opening the hardware (bounded)
         if not self.running or self.framebuffer is None:
             return None
         beat = self.framebuffer.heartbeat

@@ -42,6 +42,7 @@ from libloop.player.library_sync import LibrarySync, Turn
 from libloop.player.night import NightSchedule
 from libloop.player.ports import (
     DeletingLibrary,
+    Evicting,
     Frames,
     PlayDisplay,
     PlayerStatus,
@@ -523,7 +524,7 @@ class Player(Controls):
         return data
 
 
-def evict_and_delete(player: Player, library: DeletingLibrary, item_id: str, timeout: float = 2.0) -> None:
+def evict_and_delete(player: Evicting, library: DeletingLibrary, item_id: str, timeout: float = 2.0) -> None:
     """Delete an item with the delete guarantee: off the panel first, then out of the library.
 
     Returns when the panel shows something else and no frame of the item can reach it again.

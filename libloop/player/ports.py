@@ -16,6 +16,7 @@ from libloop.player.stats import StatsSnapshot
 
 __all__ = [
     "DeletingLibrary",
+    "Evicting",
     "Frames",
     "PlayDisplay",
     "PlayItem",
@@ -175,6 +176,14 @@ class PlayerStatus:
             "on_panel": self.on_panel,
             **self.extra,
         }
+
+
+class Evicting(Protocol):
+    """What :func:`libloop.player.evict_and_delete` needs of the player (in this process or not)."""
+
+    def evict(self, item_id: str, timeout: float = 2.0) -> None: ...
+
+    def unban(self, item_id: str) -> None: ...
 
 
 class DeletingLibrary(Protocol):

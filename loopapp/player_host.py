@@ -1,0 +1,257 @@
+"""The device's player process: what the child builds (``build_player``) and how it is described.
+
+``libloop.player.host.PlayerProcess`` runs the child; this module is its composition: in the
+child it builds the hardware again from the config (``sim_hardware`` or ``pi_hardware``: the
+same code path as ``loop run``), the bounded transports, the ``Display``, its own ``Library``
+on the data directory and the ``Player``. In the simulator the fake bus and the panel model
+live in the child too, with the panel's frame memory in the shared framebuffer; on a Pi the
+display's shadow copy is kept there. Either way the device renders what it reads from there
+(:func:`framebuffer_view`), and never touches the bus itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from libloop.ili9341 import PANEL_HEIGHT, PANEL_WIDTH, Rotation
+from libloop.player.host import HostContext, Hosted, HostSpec
+from loopapp.config import Config
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from libloop.player.framebuffer import SharedFramebuffer
+
+__all__ = ["FramebufferView", "PlayerHostArgs", "build_player", "framebuffer_view", "host_spec"]
+
+#: The simulated panel's frame memory: 320 x 240 cells of four bytes.
+PANEL_BYTES = PANEL_HEIGHT * PANEL_WIDTH * 4
+#: A display's shadow copy: 240 x 320 RGB565 pixels.
+SHADOW_BYTES = PANEL_HEIGHT * PANEL_WIDTH * 2
+
+
+@dataclass(frozen=True)
+class PlayerHostArgs:
+    """What the child needs to build its side (pickled to it).
+
+    Attributes:
+        config: the device config (wiring, display, player settings, data directory).
+        kind: "sim" or "pi".
+        dashboard_url: shown on the empty screen.
+        pace: (sim) the fake bus sleeps through each transfer's modelled wire time, as a
+            thread blocked in the spidev ioctl does on a Pi (benchmarks).
+        panel: (sim) a panel model behind the fake bus (False: measure the player alone).
+        record_payloads: (sim) the fake bus keeps every payload, for the ``transcript`` call.
+    """
+
+    config: Config
+    kind: str
+    dashboard_url: str = ""
+    pace: bool = False
+    panel: bool = True
+    record_payloads: bool = False
+
+
+def host_spec(args: PlayerHostArgs) -> HostSpec:
+    """The ``HostSpec`` of the device's player process."""
+    priority = args.config.player.realtime_priority
+    return HostSpec(
+        build=build_player,
+        args=args,
+        payload_bytes=PANEL_BYTES if args.kind == "sim" else SHADOW_BYTES,
+        realtime_priority=priority or None,
+    )
+
+
+def build_player(ctx: HostContext) -> Hosted:
+    """In the player process: hardware, bounded transports, display, library and player."""
+    from libloop.clock import MonotonicClock
+    from libloop.display import Display
+    from libloop.health import BoundedBacklight, BoundedBus, BoundedPin
+    from libloop.index import Library
+    from libloop.player import Player
+    from libloop.player.night import NightSchedule
+    from loopapp.hardware import pi_hardware, sim_hardware
+
+    args: PlayerHostArgs = ctx.args
+    config = args.config
+    clock = MonotonicClock()
+    fb = ctx.framebuffer
+    if args.kind == "sim":
+        hw = sim_hardware(
+            config,
+            clock=clock,
+            pace=args.pace,
+            panel_memory=fb.pixels.reshape(PANEL_HEIGHT, PANEL_WIDTH, 4),
+            record_payloads=args.record_payloads,
+        )
+        if not args.panel:
+            hw.wiring.device.sink = None
+    else:
+        hw = pi_hardware(config)
+    bus = BoundedBus(hw.bus, speed_hz=config.wiring.speed_hz, clock=clock)
+    dc = BoundedPin(hw.dc, name="D/C", clock=clock)
+    reset = BoundedPin(hw.reset, name="RESET", clock=clock) if hw.reset is not None else None
+    backlight = BoundedBacklight(hw.backlight, clock=clock) if hw.backlight is not None else None
+    display = Display(
+        bus,
+        dc,
+        reset,
+        backlight,
+        rotation=Rotation(config.display.rotation),
+        bgr=config.display.bgr,
+        invert=config.display.invert,
+        shadow=fb.pixels if args.kind != "sim" else False,
+    )
+    fb.begin()
+    try:
+        display.open()
+    finally:
+        fb.end()
+    # Changes made by the device reach this library through the control channel's "changed"
+    # note at once; the poll only catches other processes (``loop import`` run by hand).
+    library = Library(config.data_dir, clock=clock, poll_interval=2.0).open()
+    night = None
+    if config.player.night:
+        start, end = config.player.night.split("-")
+        night = NightSchedule.parse(start, end)
+    player = Player(
+        display,
+        library,
+        clock=clock,
+        dashboard_url=args.dashboard_url,
+        refresh_interval=config.player.refresh_seconds,
+        night=night,
+        heartbeat=fb.beat,
+        on_fatal=ctx.fatal,
+        wire_hz=float(config.wiring.speed_hz),
+        publisher=fb,
+    )
+    state: Callable[[], tuple[int, ...]]
+    state = hw.panel.glass_state if args.kind == "sim" else display.shadow_state
+
+    def probe() -> str:
+        """The bus takes a NOP command (bounded like every transfer): SPI and D/C work."""
+        from libloop.ili9341 import Cmd, command
+
+        display.send(command(Cmd.NOP))
+        return "answers on SPI"
+
+    def info() -> dict[str, Any]:
+        stats = display.stats
+        return {
+            "rotation": int(display.rotation),
+            "open": display.is_open,
+            "asleep": display.asleep,
+            "brightness": display.brightness,
+            "bytes_sent": stats.bytes,
+            "transfers": stats.transfers,
+        }
+
+    calls: dict[str, Callable[..., Any]] = {"probe": probe, "display_info": info}
+    if args.kind == "sim":
+        fake = hw.wiring.device
+
+        def fault(kind: str, *fault_args: Any) -> None:
+            """Inject a fault into the fake bus (the simulator's fault drills and tests)."""
+            if kind not in (
+                "fail_transfer",
+                "hang_transfer",
+                "drop_transfer",
+                "fail_randomly",
+                "release",
+                "clear_faults",
+            ):
+                raise ValueError(f"no such fault: {kind!r}")
+            getattr(fake, kind)(*fault_args)
+
+        def transcript(start: int = 0) -> list[tuple[float, bool, int, bytes]]:
+            """The fake bus's transfers from ``start`` on: time, D/C, size and the payload's head."""
+            entries = list(fake.transcript)[start:]
+            return [(e.t, e.dc, e.nbytes, (e.data or b"")[:8]) for e in entries]
+
+        calls.update({"sim_fault": fault, "transcript": transcript})
+
+    def close() -> None:
+        try:
+            display.close()
+        finally:
+            library.close()
+
+    return Hosted(player=player, display=display, state=state, close=close, calls=calls)
+
+
+class FramebufferView:
+    """What the panel shows, read from the player process's shared framebuffer.
+
+    The same reading interface as the panel model (``version``, ``glass``, ``snapshot``), so
+    the simulator's window and the web app use it unchanged.
+
+    Args:
+        framebuffer: the attached framebuffer.
+        kind: "sim" (panel frame memory) or "pi" (the display's shadow copy).
+    """
+
+    def __init__(self, framebuffer: SharedFramebuffer, kind: str) -> None:
+        self.framebuffer = framebuffer
+        self.kind = kind
+        self._copy = np.zeros(framebuffer.size, dtype=np.uint8)
+        self._state: tuple[int, ...] = ()
+        self._seq = -1
+
+    @property
+    def version(self) -> int:
+        """Changes whenever the panel shows something new."""
+        return self.framebuffer.sequence
+
+    def _read(self) -> None:
+        got = self.framebuffer.read(self._copy)
+        if got is not None:
+            self._seq, self._state = got
+
+    def glass(self, rotation: Rotation = Rotation.R0) -> Any:
+        """The light of every glass pixel, ``(h, w, 3)`` uint8, as a person sees it."""
+        self._read()
+        if self.kind == "sim":
+            from sim.panel import render_glass
+
+            return render_glass(self._copy.reshape(PANEL_HEIGHT, PANEL_WIDTH, 4), self._state, rotation)
+        return np.asarray(self._shadow_image(rotation))
+
+    def snapshot(self, rotation: Rotation = Rotation.R0) -> Image.Image:
+        """What the glass shows, as an RGB image turned for ``rotation``."""
+        if self.kind == "sim":
+            from PIL import Image
+
+            return Image.fromarray(self.glass(rotation))
+        self._read()
+        return self._shadow_image(rotation)
+
+    def _shadow_image(self, rotation: Rotation) -> Image.Image:
+        from PIL import Image
+
+        from libloop.display import render_shadow
+
+        state = self._state
+        opened, asleep, on, brightness = (
+            (state[1], state[2], state[3], state[4]) if len(state) >= 5 else (1, 0, 1, 100)
+        )
+        if not opened or asleep or not on or brightness == 0:
+            # Asleep, off or dark: what a person sees is no picture (white glass or no light).
+            colour = (0, 0, 0) if brightness == 0 or not opened else (255, 255, 255)
+            size = (
+                (PANEL_WIDTH, PANEL_HEIGHT)
+                if Rotation(rotation) in (Rotation.R0, Rotation.R180)
+                else (PANEL_HEIGHT, PANEL_WIDTH)
+            )
+            return Image.new("RGB", size, colour)
+        return render_shadow(self._copy, rotation)
+
+
+def framebuffer_view(framebuffer: SharedFramebuffer, kind: str) -> FramebufferView:
+    """A reader of the player process's framebuffer."""
+    return FramebufferView(framebuffer, kind)
