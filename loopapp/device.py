@@ -114,7 +114,8 @@ class Device:
         wifi: the Wi-Fi monitor (default: NetworkManager on a Pi, a fake in the simulator).
         import_worker: ``"process"`` (the default) or ``"inline"`` for tests.
         simulated: whether this is the simulator (default: the hardware has a panel model).
-        supervisor_options: overrides of the supervisor's intervals (tests shorten them).
+        supervisor_options: overrides of the supervisor's intervals (tests shorten them), and
+            ``player_stale_after``: seconds without a heartbeat from the player process.
         player_mode: ``"process"`` (the player and the display in a process of their own, see
             ``loopapp.player_host``) or ``"thread"`` (in this process, the previous design);
             default: the config's ``[player] isolation``, and always ``"thread"`` for hardware
@@ -148,6 +149,8 @@ class Device:
         self._wifi = wifi
         self._import_worker = import_worker
         self._supervisor_options = dict(supervisor_options or {})
+        #: Seconds without a heartbeat from the player process before it counts as stuck.
+        self.player_stale_after = float(self._supervisor_options.pop("player_stale_after", 10.0))
         mode = player_mode or config.player.isolation
         self.player_mode: Literal["process", "thread"] = "process" if mode == "process" else "thread"
         if hardware.kind not in ("sim", "pi"):
@@ -451,7 +454,7 @@ class Device:
         age = process.heartbeat_age()
         if age is None:
             return Liveness(False, "the player process is not running")
-        if age > 10.0:
+        if age > self.player_stale_after:
             return Liveness(False, f"no heartbeat from the player process for {age:.1f} s", age)
         return Liveness(True, f"player process {process.pid}", age)
 

@@ -34,6 +34,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -177,6 +178,10 @@ _CONTROLS = frozenset(
 
 def _child_main(spec: HostSpec, conn: Any, fb_name: str, banned: tuple[str, ...]) -> None:
     """The player process: build, play, answer calls until told to stop or the parent goes."""
+    # The parent decides when this process ends (it asks, or its end closes the pipe): a Ctrl-C
+    # in the terminal or systemd's SIGTERM to the whole group must not cut the panel off first.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     scheduling = apply_realtime(spec.realtime_priority)  # before any thread: they inherit it
     send_lock = threading.Lock()
 
@@ -470,7 +475,7 @@ class PlayerProcess:
         while True:
             try:
                 message = conn.recv()
-            except (EOFError, OSError, ValueError):
+            except (EOFError, OSError, ValueError, TypeError):  # TypeError: closed under us
                 break
             kind = message[0]
             if kind == "reply":
