@@ -8,6 +8,7 @@ Waits are bounded and poll state the device exposes; nothing sleeps for synchron
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import random
@@ -187,10 +188,8 @@ def test_a_stuck_player_process_is_killed_and_replaced(device: Device) -> None:
     try:
         wait_until(lambda: process.pid not in (None, stuck) and process.running, 40, "a new player process")
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(stuck, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
     with pytest.raises(ProcessLookupError):
         os.kill(stuck, 0)  # the stuck one was killed, not left behind
     wait_until(lambda: on_panel(device, item.id), 20, "the item back on the panel")
