@@ -82,7 +82,16 @@ class SimWiring:
             overhead_s=overhead_s,
             record_payloads=record_payloads,
         )
-        self.bus = SpidevBus(0, 0, speed_hz=speed_hz, spidev_factory=self._device_factory, bufsiz=bufsiz)
+        self.bus = SpidevBus(
+            0,
+            0,
+            speed_hz=speed_hz,
+            spidev_factory=self._device_factory,
+            bufsiz=bufsiz,
+            controller=self.device.controller,
+            model_path=None,
+            clock=self.clock,
+        )
 
     def __repr__(self) -> str:
         return f"<SimWiring {self.device!r} {self.clock!r}>"
