@@ -201,20 +201,29 @@ def test_write_before_open_is_a_transport_error() -> None:
         bus_over(FakeSpiDev()).write(b"x")
 
 
-def test_read_is_full_duplex_and_chunked() -> None:
-    class Panel:
+def test_a_read_is_one_frame_with_its_command_at_the_read_clock() -> None:
+    class Answering:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
         def write(self, data: bytes, dc: bool) -> None:
-            raise AssertionError("a read must not write")
+            self.writes.append(data)
 
         def read(self, n: int) -> bytes:
-            return b"\x07" * n
+            return bytes(range(1, n + 1))
 
-    dev = FakeSpiDev(Panel(), bufsiz=8)
-    bus = bus_over(dev, 8)
+    dev = FakeSpiDev(Answering(), bufsiz=65536)
+    bus = bus_over(dev, 65536, read_speed_hz=6_000_000)
     bus.open()
-    assert bus.read(20) == b"\x07" * 20
-    assert dev.sizes() == [8, 8, 4]
-    assert bus.read(0) == b""
+    assert bus.max_read == 4096  # one xfer2, whatever bufsiz says
+    assert bus.read(b"\x2e", 10) == bytes(range(2, 12))  # the byte clocked during the command is dropped
+    [entry] = dev.transcript
+    assert (entry.kind, entry.nbytes, entry.hz) == ("xfer", 11, 5_952_380)  # 500 MHz / 84 on a Pi 4
+    with pytest.raises(ValueError, match="at most 4096"):
+        bus.read(b"\x2e", 4096)
+    with pytest.raises(ValueError, match="command"):
+        bus.read(b"", 3)
+    assert bus_over(FakeSpiDev(bufsiz=100), 100).max_read == 100
 
 
 def test_constructor_validates_and_does_no_io() -> None:
