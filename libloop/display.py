@@ -235,7 +235,7 @@ class Display:
             try:
                 self._perform(batch)
             except TransferCut as exc:
-                log.warning("%s; sending the last operation again", exc)
+                log.warning("resending an operation the SPI bus cut short: %s", exc)
                 self._dc_level = None
                 self._perform(batch)
 

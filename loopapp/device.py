@@ -369,7 +369,11 @@ class Device:
         from libloop.ili9341 import Cmd, command
 
         self.display.send(command(Cmd.NOP))
-        return "answers on SPI"
+        link = self.display.link()
+        clock = f"{link.clock_hz / 1e6:g} MHz"
+        if link.degraded:
+            return f"answers on SPI at {clock}, degraded: {link.reason}"
+        return f"answers on SPI at {clock}"
 
     def _probe_web(self) -> str:
         """The dashboard answers HTTP (any status: a password may guard the API)."""
@@ -395,6 +399,7 @@ class Device:
             "bytes_sent": stats.bytes,
             "transfers": stats.transfers,
             "simulated": self.simulated,
+            "spi": self.display.link().to_dict(),
         }
 
     # --- what the web app needs (webapp.services.Services) ---------------------------------

@@ -322,7 +322,7 @@ class Ili9341Panel:
         if n == 0 or not self._selected(n):
             return bytes(n)
         self.transfers += 1
-        if self._reading:
+        if self._reading or (dc and self._read_cut):  # the host means to read; say why it cannot
             return self._answer(n)
         if dc:
             self.bytes_written += n

@@ -32,7 +32,7 @@ class SimWiring:
     """Everything between the ``Display`` and the simulated glass.
 
     Args:
-        bgr_filter, mirror_x, mirror_y, strict: passed to ``Ili9341Panel``.
+        bgr_filter, mirror_x, mirror_y, strict, reliable_hz: passed to ``Ili9341Panel``.
         speed_hz: the SPI clock the bus asks for (the wire-time model uses it).
         bufsiz: the spidev driver's transfer limit (4096 is the Raspberry Pi OS default).
         clock: the time base of the panel, the fake bus and the pins. A ``FakeClock`` (the
@@ -60,10 +60,16 @@ class SimWiring:
         overhead_s: float = DEFAULT_OVERHEAD_S,
         record_payloads: bool = False,
         panel: Ili9341Panel | None = None,
+        reliable_hz: float | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else FakeClock(0.0)
         self.panel = panel or Ili9341Panel(
-            bgr_filter=bgr_filter, mirror_x=mirror_x, mirror_y=mirror_y, strict=strict, clock=self.clock
+            bgr_filter=bgr_filter,
+            mirror_x=mirror_x,
+            mirror_y=mirror_y,
+            strict=strict,
+            clock=self.clock,
+            reliable_hz=reliable_hz,
         )
         self.dc = FakePin("dc", clock=self.clock)
         self.reset = FakePin("reset", initial=True, clock=self.clock, on_change=self._on_reset)

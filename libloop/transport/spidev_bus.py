@@ -425,12 +425,12 @@ class SpidevBus:
             self._backoff = self.retry_after_s
             log.warning(
                 "%s: a %d-byte transfer timed out in the SPI driver (ETIMEDOUT); sending %d-byte transfers "
-                "and trying full size again in %.0f s",
+                "and trying full size again in %g s",
                 self.path, size, DEGRADED_TRANSFER, self._backoff,
             )  # fmt: skip
         else:
             self._backoff = min(self._backoff * 2, self.retry_max_s)
-            log.info("%s: full-size transfers still time out; next try in %.0f s", self.path, self._backoff)
+            log.info("%s: full-size transfers still time out; next try in %g s", self.path, self._backoff)
         self._retry_at = now + self._backoff
         self.stats.degraded = True
 
