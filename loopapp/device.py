@@ -400,7 +400,12 @@ class Device:
             "transfers": stats.transfers,
             "simulated": self.simulated,
             "spi": self.display.link().to_dict(),
+            "backlight": self._backlight_info(),
         }
+
+    def _backlight_info(self) -> str | None:
+        describe = getattr(self.hardware.backlight, "describe", None)
+        return str(describe()) if callable(describe) else None
 
     # --- what the web app needs (webapp.services.Services) ---------------------------------
 

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libloop.errors import DeviceNotFound, DevicePermissionError, MissingExtra, TransportError
-from libloop.transport import GpiodPin, PinBacklight, SpidevBus, SysfsPwmBacklight
+from libloop.transport import GpiodPin, PinBacklight, SpidevBus
 from libloop.transport.base import byte_view, split_transfers
 from sim.fakespi import FakeSpiDev
 from sim.pins import FakePin
@@ -445,38 +445,3 @@ def test_pin_backlight_is_on_above_zero() -> None:
     pin.assert_states([False, True, False])
     with pytest.raises(ValueError):
         light.set_level(-1)
-
-
-def pwm_tree(root: Path) -> Path:
-    chan = root / "pwmchip0" / "pwm0"
-    chan.mkdir(parents=True)
-    (root / "pwmchip0" / "export").touch()
-    for name in ("period", "duty_cycle", "enable"):
-        (chan / name).write_text("0\n")
-    return chan
-
-
-def test_sysfs_pwm_backlight_sets_period_and_duty(tmp_path: Path) -> None:
-    chan = pwm_tree(tmp_path)
-    light = SysfsPwmBacklight(root=tmp_path, period_ns=1_000_000, sleep=lambda s: None)
-    light.open()
-    assert (chan / "period").read_text() == "1000000\n" and (chan / "enable").read_text() == "1\n"
-    light.set_level(25)
-    assert (chan / "duty_cycle").read_text() == "250000\n"
-    light.close()
-    assert (chan / "duty_cycle").read_text() == "0\n" and (chan / "enable").read_text() == "0\n"
-
-
-def test_sysfs_pwm_missing_chip_names_the_overlay(tmp_path: Path) -> None:
-    with pytest.raises(DeviceNotFound) as info:
-        SysfsPwmBacklight(root=tmp_path, sleep=lambda s: None).open()
-    assert "dtoverlay=pwm" in one_sentence(info.value)
-
-
-def test_sysfs_pwm_exports_a_missing_channel(tmp_path: Path) -> None:
-    (tmp_path / "pwmchip0").mkdir()
-    (tmp_path / "pwmchip0" / "export").touch()
-    light = SysfsPwmBacklight(root=tmp_path, channel=1, sleep=lambda s: None)
-    with pytest.raises(TransportError):  # a plain directory does not create pwm1 like the kernel
-        light.open()
-    assert (tmp_path / "pwmchip0" / "export").read_text() == "1\n"
