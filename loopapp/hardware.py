@@ -63,7 +63,6 @@ def pi_hardware(config: Config) -> Hardware:
     (``dtoverlay=pwm,pin=18,func=2``), else it is switched on and off (``backlight_pwm``).
     """
     from libloop.transport.backlight import AutoBacklight, PinBacklight, SysfsPwmBacklight
-    from libloop.transport.base import Backlight
     from libloop.transport.gpio import GpiodPin
     from libloop.transport.spidev_bus import SpidevBus
 
