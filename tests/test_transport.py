@@ -256,9 +256,16 @@ class FakeDirection(Enum):
     OUTPUT = 3
 
 
+class FakeBias(Enum):
+    AS_IS = 1
+    PULL_UP = 4
+    PULL_DOWN = 5
+
+
 @dataclass
 class FakeLineSettings:
     direction: FakeDirection = FakeDirection.AS_IS
+    bias: FakeBias = FakeBias.AS_IS
     output_value: FakeValue = FakeValue.INACTIVE
 
 
@@ -280,6 +287,9 @@ class FakeRequest:
             raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
         self.gpiod.levels[(self.path, line)].append(value)
 
+    def reconfigure_lines(self, config: dict[int, FakeLineSettings]) -> None:
+        self.gpiod.reconfigured.append(dict(config))
+
     def release(self) -> None:
         self.released = True
 
@@ -292,8 +302,9 @@ class FakeGpiod(types.ModuleType):
         self.labels, self.denied, self.busy = labels, denied, busy
         self.levels: dict[tuple[str, int], list[FakeValue]] = {}
         self.requests: list[dict[str, Any]] = []
+        self.reconfigured: list[dict[int, FakeLineSettings]] = []
         self.fail_set = False
-        self.line = types.SimpleNamespace(Value=FakeValue, Direction=FakeDirection)
+        self.line = types.SimpleNamespace(Value=FakeValue, Direction=FakeDirection, Bias=FakeBias)
         self.LineSettings = FakeLineSettings
         gpiod = self
 
