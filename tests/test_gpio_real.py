@@ -14,7 +14,7 @@ import os
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -60,9 +60,9 @@ class KernelRequest:
 class KernelChip:
     """The C extension's Chip over an in-memory header chip."""
 
-    chips: dict[str, str] = {}  # node name -> label
-    requested: list[int] = []  # the offsets the next request is for
-    last: KernelChip  # the chip opened last
+    chips: ClassVar[dict[str, str]] = {}  # node name -> label
+    requested: ClassVar[list[int]] = []  # the offsets the next request is for
+    last: ClassVar[KernelChip]  # the chip opened last
 
     def __init__(self, path: str) -> None:
         name = os.path.basename(path)
