@@ -190,6 +190,7 @@ class FakeSpiDev:
         controller: the SPI controller whose divider sets the real clock (default: a Pi 4's);
             None passes the requested clock through.
         kernel_mode: the spi_device's mode byte as a previous program left it.
+        miso: False models a module whose SDO is not wired to the Pi's MISO: reads give zeros.
     """
 
     def __init__(
@@ -208,6 +209,7 @@ class FakeSpiDev:
         spidev_node: bool = True,
         controller: SpiController | None = DEFAULT_CONTROLLER,
         kernel_mode: int = 0,
+        miso: bool = True,
     ) -> None:
         if bufsiz < 1:
             raise ValueError(f"bufsiz must be at least 1, got {bufsiz}")
@@ -225,6 +227,7 @@ class FakeSpiDev:
         self.controller = controller
         #: The spi_device's mode: it outlives every open, as in the kernel.
         self.kernel_mode = kernel_mode & 0xFF
+        self.miso = miso
         self.path: str | None = None
         # Counters over completed kernel transfers (dropped ones included: the host saw success).
         self.transfers = 0
@@ -631,8 +634,8 @@ class FakeSpiDev:
             else:
                 # While the chip drives MISO it ignores MOSI: the sink answers, nothing is written.
                 rx = bytes(read(n))[:n].ljust(n, b"\0")
-        if mode & SPI_3WIRE:
-            return bytes(n)  # the controller listens on MOSI, where nobody answers
+        if mode & SPI_3WIRE or not self.miso:
+            return bytes(n)  # nobody drives the line the controller listens on
         return rx.translate(_REVERSED) if mode & SPI_LSB_FIRST else rx
 
     # --- helpers for tests -------------------------------------------------------------------

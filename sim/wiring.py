@@ -42,7 +42,7 @@ class SimWiring:
             default) is advanced by modelled wire time and by ``sleep``; any other clock is
             only read, and ``sleep`` really sleeps.
         pwm_backlight: a dimmable backlight on hardware PWM (True) or an on/off line.
-        overhead_s, record_payloads: passed to ``FakeSpiDev``.
+        overhead_s, record_payloads, miso: passed to ``FakeSpiDev``.
         panel: use this panel instead of building one.
 
     Attributes:
@@ -65,6 +65,7 @@ class SimWiring:
         record_payloads: bool = False,
         panel: Ili9341Panel | None = None,
         reliable_hz: float | None = None,
+        miso: bool = True,
     ) -> None:
         self.clock: Clock = clock if clock is not None else FakeClock(0.0)
         self.panel = panel or Ili9341Panel(
@@ -93,6 +94,7 @@ class SimWiring:
             clock=self.clock,
             overhead_s=overhead_s,
             record_payloads=record_payloads,
+            miso=miso,
         )
         self.bus = SpidevBus(
             0,
