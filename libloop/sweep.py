@@ -128,8 +128,8 @@ def link_patterns(width: int, height: int, *, seed: int = 1) -> list[bytes]:
 
 def _expected(pattern: bytes, width: int, height: int) -> U8:
     """What RAMRD answers for RGB565 pixels: 6-bit levels in the high bits (reset colour LUT)."""
-    rgb: U8 = rgb565_to_rgb888(np.frombuffer(pattern, np.uint8), width, height).reshape(-1) & 0xFC
-    return rgb
+    rgb = rgb565_to_rgb888(np.frombuffer(pattern, np.uint8), width, height).reshape(-1)
+    return np.bitwise_and(rgb, np.uint8(0xFC))
 
 
 def sweep(

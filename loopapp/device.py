@@ -506,16 +506,24 @@ def _api_message(exc: urllib.error.HTTPError) -> str:
         return f"The running device answered HTTP {exc.code}."
 
 
+def running_health(config: Config) -> dict[str, Any] | None:
+    """The running device's ``/api/health`` answer, or None when no device answers."""
+    device = running_device(config)
+    if device is None:
+        return None
+    try:
+        with urllib.request.urlopen(_request(device, "GET", "/api/health"), timeout=10) as response:
+            report: dict[str, Any] = json.loads(response.read())
+            return report
+    except (OSError, ValueError):
+        return None
+
+
 def health_report(config: Config) -> dict[str, Any]:
     """The running device's health, or this machine's resources when no device runs."""
-    device = running_device(config)
-    if device is not None:
-        try:
-            with urllib.request.urlopen(_request(device, "GET", "/api/health"), timeout=10) as response:
-                report: dict[str, Any] = json.loads(response.read())
-                return report
-        except (OSError, ValueError):
-            pass
+    report = running_health(config)
+    if report is not None:
+        return report
     from libloop.health import ResourceMonitor
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
