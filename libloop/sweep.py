@@ -26,7 +26,7 @@ from libloop.display import Display
 from libloop.errors import TransportError
 from libloop.transport.spiclock import SpiController
 
-__all__ = ["ClockedBus", "SweepResult", "SweepStep", "candidate_clocks", "sweep", "link_patterns"]
+__all__ = ["ClockedBus", "SweepResult", "SweepStep", "candidate_clocks", "link_patterns", "sweep"]
 
 U8 = npt.NDArray[np.uint8]
 
