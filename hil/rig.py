@@ -70,14 +70,20 @@ def read_back(display: Display, x0: int, y0: int, x1: int, y1: int) -> U8:
 
 
 class SimRig(Rig):
-    """The simulated panel behind the fake spidev device: always available."""
+    """The simulated panel behind the fake spidev device: always available.
+
+    Its module is modelled as a typical one that loses bits above 70 MHz, on a Pi 4's divider
+    (62.5 MHz is the fastest clock below that), so the clock sweep has a limit to find.
+    """
 
     name = "sim"
+    #: The simulated module's fastest reliable write clock.
+    RELIABLE_HZ = 70e6
 
     def __init__(self) -> None:
         from sim.wiring import SimWiring
 
-        self.wiring = SimWiring(strict=True)
+        self.wiring = SimWiring(strict=True, reliable_hz=self.RELIABLE_HZ)
         self.display: Display | None = None
 
     def open(self, rotation: Rotation = Rotation.R0) -> Display:

@@ -24,7 +24,7 @@ import numpy.typing as npt
 from libloop.color import rgb565_to_rgb888
 from libloop.display import Display
 from libloop.errors import TransportError
-from libloop.transport.spiclock import SpiController
+from libloop.transport.spiclock import SpiController, mhz
 
 __all__ = ["ClockedBus", "SweepResult", "SweepStep", "candidate_clocks", "link_patterns", "sweep"]
 
@@ -88,9 +88,9 @@ class SweepResult:
             )
         best = self.fastest
         if best is None:
-            return f"Even {self.steps[0].clock_hz / 1e6:g} MHz gave errors; check the wiring (short wires, common ground)."
+            return f"Even {mhz(self.steps[0].clock_hz)} gave errors; check the wiring (short wires, common ground)."
         return (
-            f"The fastest clock without errors is {best.clock_hz / 1e6:g} MHz ({self.stopped}); "
+            f"The fastest clock without errors is {mhz(best.clock_hz)} ({self.stopped}); "
             f"put '{self.config_line()}' in the [wiring] section of the config file to use it."
         )
 
@@ -185,7 +185,7 @@ def sweep(
                 stopped = "nothing answers on MISO"
                 break
             if not step.ok:
-                stopped = f"{effective / 1e6:g} MHz gave errors"
+                stopped = f"{mhz(effective)} gave errors"
                 break
     finally:
         bus.set_clock(original)

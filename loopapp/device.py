@@ -369,8 +369,10 @@ class Device:
         from libloop.ili9341 import Cmd, command
 
         self.display.send(command(Cmd.NOP))
+        from libloop.transport.spiclock import mhz
+
         link = self.display.link()
-        clock = f"{link.clock_hz / 1e6:g} MHz"
+        clock = mhz(link.clock_hz)
         if link.degraded:
             return f"answers on SPI at {clock}, degraded: {link.reason}"
         return f"answers on SPI at {clock}"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from libloop.transport.pwm import RealSysfs, SysfsFiles, find_pwm, overlay_line
-from libloop.transport.spiclock import SpiController, controller_for_model
+from libloop.transport.spiclock import SpiController, controller_for_model, mhz
 
 if TYPE_CHECKING:
     from libloop.sweep import SweepResult, SweepStep
@@ -129,7 +129,7 @@ def _controller(model: str | None, run: Runner) -> tuple[SpiController | None, s
     if controller is not None and controller.driver == "spi-bcm2835":
         measured = _measured_core_hz(run)
         if measured and abs(measured - controller.source_hz) > controller.source_hz // 100:
-            note = f"; the core clock runs at {measured / 1e6:g} MHz, not the usual {controller.source_hz / 1e6:g}"
+            note = f"; the core clock runs at {mhz(measured)}, not the usual {mhz(controller.source_hz)}"
             controller = SpiController(controller.driver, measured, controller.model)
     return controller, note
 
@@ -153,14 +153,14 @@ def spi_clock_info(model: str | None, speed_hz: int, read_hz: int, run: Runner) 
 def check_clock(model: str | None, speed_hz: int, run: Runner) -> Check:
     """What the requested SPI clock really is on this board."""
     controller, note = _controller(model, run)
-    asked = f"{speed_hz / 1e6:g} MHz"
+    asked = mhz(speed_hz)
     if controller is None:
         return Check(
             "SPI clock", True, f"{asked} requested; not a Raspberry Pi, so the real clock is not known"
         )
     real = controller.effective_hz(speed_hz)
     detail = (
-        f"{asked} requested runs at {real / 1e6:g} MHz: {controller.describe()} divided by "
+        f"{asked} requested runs at {mhz(real)}: {controller.describe()} divided by "
         f"{controller.divider(speed_hz)}{note}"
     )
     return Check("SPI clock", True, detail + "; loop doctor --spi-sweep finds the fastest this module takes")
@@ -245,4 +245,4 @@ def spi_sweep(
 def print_step(step: SweepStep) -> None:
     """A progress line per clock tried, on standard error."""
     verdict = "ok" if step.ok else f"{step.wrong} of {step.total} bytes wrong"
-    print(f"  {step.clock_hz / 1e6:7.2f} MHz: {verdict}", file=sys.stderr, flush=True)
+    print(f"  {mhz(step.clock_hz):>10}: {verdict}", file=sys.stderr, flush=True)

@@ -156,7 +156,7 @@ def test_a_measured_core_clock_wins_over_the_usual_one(tmp_path: Path) -> None:
         return fake_run()(args, **kwargs)
 
     check = checks(tmp_path, dev, sys, run=run)["SPI clock"]
-    assert "runs at 62.5 MHz" in check.detail and "250 MHz, not the usual 400" in check.detail
+    assert "runs at 62.5 MHz" in check.detail and "250 MHz, not the usual 400 MHz" in check.detail
 
 
 def test_missing_pwm_says_which_line_to_add(tmp_path: Path) -> None:

@@ -26,10 +26,15 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MODEL_PATH", "SpiController", "controller_for_model", "read_model"]
+__all__ = ["MODEL_PATH", "SpiController", "controller_for_model", "mhz", "read_model"]
 
 MODEL_PATH = Path("/proc/device-tree/model")
 MHZ = 1_000_000
+
+
+def mhz(hz: float) -> str:
+    """A clock for people: "62.5 MHz", "83.33 MHz", "5.952 MHz"."""
+    return f"{hz / MHZ:.4g} MHz"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +90,7 @@ class SpiController:
         """One phrase: "spi-bcm2835 on a 500 MHz core clock (Raspberry Pi 4 Model B)"."""
         where = f" ({self.model})" if self.model else ""
         source = "RP1 clk_sys" if self.driver == "spi-dw" else "core clock"
-        return f"{self.driver} on a {self.source_hz / MHZ:g} MHz {source}{where}"
+        return f"{self.driver} on a {mhz(self.source_hz)} {source}{where}"
 
 
 # Model-name prefixes (as /proc/device-tree/model spells them) -> (driver, source clock).
