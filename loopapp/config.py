@@ -19,6 +19,8 @@ spi_mode = 0
 dc = 24
 reset = 25
 backlight = 18
+backlight_pwm = "auto"  # auto: dim through hardware PWM when dtoverlay=pwm is set, else on/off;
+                        # "pwm": PWM or fail; "pin": on/off only
 gpio_chip = ""        # label of the header's gpiochip; empty: detect
 
 [web]
@@ -103,6 +105,7 @@ class WiringConfig:
     dc: int = 24
     reset: int = 25
     backlight: int = 18
+    backlight_pwm: str = "auto"
     gpio_chip: str = ""
 
 
@@ -203,6 +206,10 @@ def validate(config: Config) -> Config:
         )
     if not 0 <= config.player.web_nice <= 19:
         raise ConfigError(f"player.web_nice must be from 0 to 19, not {config.player.web_nice}.")
+    if config.wiring.backlight_pwm not in ("auto", "pwm", "pin"):
+        raise ConfigError(
+            f'wiring.backlight_pwm must be "auto", "pwm" or "pin", not {config.wiring.backlight_pwm!r}.'
+        )
     if config.player.night and not re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", config.player.night):
         raise ConfigError(f'player.night must look like "23:00-07:00", not {config.player.night!r}.')
     return config

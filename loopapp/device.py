@@ -486,13 +486,12 @@ class Device:
 
     def _probe_display(self) -> str:
         """The bus takes a NOP command (bounded like every transfer): SPI and D/C work."""
-        from libloop.ili9341 import Cmd, command
+        from loopapp.player_host import probe_display
 
         if self.player_process is not None:
             return str(self.player_process.call("probe", timeout=4.0))
         assert self.display is not None
-        self.display.send(command(Cmd.NOP))
-        return "answers on SPI"
+        return probe_display(self.display)
 
     def _probe_web(self) -> str:
         """The dashboard answers HTTP (any status: a password may guard the API)."""
@@ -509,23 +508,17 @@ class Device:
         return f"{len(running)} running, {len(jobs)} known"
 
     def _display_info(self) -> dict[str, Any]:
+        from loopapp.player_host import display_info
+
         if self.player_process is not None:
             try:
                 info: dict[str, Any] = dict(self.player_process.call("display_info", timeout=2.0))
             except LoopError as exc:
                 info = {"open": False, "error": str(exc)}
-            return {**info, "simulated": self.simulated}
-        assert self.display is not None
-        stats = self.display.stats
-        return {
-            "rotation": int(self.rotation),
-            "open": self.display.is_open,
-            "asleep": self.display.asleep,
-            "brightness": self.display.brightness,
-            "bytes_sent": stats.bytes,
-            "transfers": stats.transfers,
-            "simulated": self.simulated,
-        }
+        else:
+            assert self.display is not None
+            info = display_info(self.display, self.hardware.backlight)
+        return {**info, "simulated": self.simulated}
 
     def _isolation_info(self) -> dict[str, Any]:
         """How the player is kept apart from the rest, and what scheduling it got."""
@@ -669,18 +662,31 @@ def _api_message(exc: urllib.error.HTTPError) -> str:
         return f"The running device answered HTTP {exc.code}."
 
 
+def _device_health(device: tuple[str, str]) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(_request(device, "GET", "/api/health"), timeout=10) as response:
+            report: dict[str, Any] = json.loads(response.read())
+            return report
+    except (OSError, ValueError):
+        return None
+
+
+def running_health(config: Config) -> dict[str, Any] | None:
+    """The running device's ``/api/health`` answer, or None when no device answers."""
+    device = running_device(config)
+    return None if device is None else _device_health(device)
+
+
 def health_report(config: Config) -> dict[str, Any]:
     """The running device's health; else ``state`` "not running" (or "not answering", with its
     ``url``, when its process lives but its API does not answer) and this machine's resources."""
     device = running_device(config)
     state: dict[str, Any] = {"state": "not running"}
     if device is not None:
-        try:
-            with urllib.request.urlopen(_request(device, "GET", "/api/health"), timeout=10) as response:
-                report: dict[str, Any] = json.loads(response.read())
-                return report
-        except (OSError, ValueError):
-            state = {"state": "not answering", "url": device[0]}
+        report = _device_health(device)
+        if report is not None:
+            return report
+        state = {"state": "not answering", "url": device[0]}
     from libloop.health import ResourceMonitor
 
     monitor = ResourceMonitor(config.data_dir)  # the disk of its nearest existing parent

@@ -24,6 +24,7 @@ from loopapp.config import Config
 if TYPE_CHECKING:
     from PIL import Image
 
+    from libloop.display import Display
     from libloop.player.framebuffer import SharedFramebuffer
 
 __all__ = ["FramebufferView", "PlayerHostArgs", "build_player", "framebuffer_view", "host_spec"]
@@ -135,22 +136,10 @@ def build_player(ctx: HostContext) -> Hosted:
     state = hw.panel.glass_state if args.kind == "sim" else display.shadow_state
 
     def probe() -> str:
-        """The bus takes a NOP command (bounded like every transfer): SPI and D/C work."""
-        from libloop.ili9341 import Cmd, command
-
-        display.send(command(Cmd.NOP))
-        return "answers on SPI"
+        return probe_display(display)
 
     def info() -> dict[str, Any]:
-        stats = display.stats
-        return {
-            "rotation": int(display.rotation),
-            "open": display.is_open,
-            "asleep": display.asleep,
-            "brightness": display.brightness,
-            "bytes_sent": stats.bytes,
-            "transfers": stats.transfers,
-        }
+        return display_info(display, hw.backlight)
 
     calls: dict[str, Callable[..., Any]] = {"probe": probe, "display_info": info}
     if args.kind == "sim":
@@ -183,6 +172,35 @@ def build_player(ctx: HostContext) -> Hosted:
             library.close()
 
     return Hosted(player=player, display=display, state=state, close=close, calls=calls)
+
+
+def probe_display(display: Display) -> str:
+    """The bus takes a NOP command (bounded like every transfer): SPI and D/C work."""
+    from libloop.ili9341 import Cmd, command
+    from libloop.transport.spiclock import mhz
+
+    display.send(command(Cmd.NOP))
+    link = display.link()
+    clock = mhz(link.clock_hz)
+    if link.degraded:
+        return f"answers on SPI at {clock}, degraded: {link.reason}"
+    return f"answers on SPI at {clock}"
+
+
+def display_info(display: Display, backlight: Any) -> dict[str, Any]:
+    """The display's state for the health report."""
+    stats = display.stats
+    describe = getattr(backlight, "describe", None)
+    return {
+        "rotation": int(display.rotation),
+        "open": display.is_open,
+        "asleep": display.asleep,
+        "brightness": display.brightness,
+        "bytes_sent": stats.bytes,
+        "transfers": stats.transfers,
+        "spi": display.link().to_dict(),
+        "backlight": str(describe()) if callable(describe) else None,
+    }
 
 
 class FramebufferView:

@@ -169,7 +169,7 @@ class Sender:
                 self.publisher.end()
                 self.moved.notify_all()
             after = self.display.stats
-        self.stats.bus(after.transfers, after.bytes)
+        self._record_bus(after)
         if error is not None:
             self.stats.drop(dropped + 1)
             self.transport_error(error)
@@ -220,7 +220,7 @@ class Sender:
                 self.publisher.end()
                 self.moved.notify_all()
             after = self.display.stats
-        self.stats.bus(after.transfers, after.bytes)
+        self._record_bus(after)
         if error is not None:
             self.transport_error(error)
             return True
@@ -228,6 +228,12 @@ class Sender:
             self.refresh.earn(after.bytes - before.bytes)
         self.backlight_if_pending()
         return True
+
+    def _record_bus(self, s: Any) -> None:
+        # Real buses also say what clock they run at and whether they work around a fault.
+        self.stats.bus(
+            s.transfers, s.bytes, clock_hz=getattr(s, "clock_hz", 0), degraded=getattr(s, "degraded", False)
+        )
 
     # --- the periodic refresh -----------------------------------------------------------------
 
@@ -267,7 +273,7 @@ class Sender:
                 self.moved.notify_all()
             after = self.display.stats
         budget.sent(now, time.monotonic() - t0)
-        self.stats.bus(after.transfers, after.bytes)
+        self._record_bus(after)
         if error is not None:
             self.transport_error(error)
         else:
