@@ -388,6 +388,7 @@ class Device:
 
     def _stop_web(self) -> None:
         self._web_running = False
+        self._app.extensions["loop.live"].end_streams()  # live views would hold the stop up
         self.server.stop()
 
     def _restart_player(self) -> None:
