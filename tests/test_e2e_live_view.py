@@ -20,7 +20,9 @@ from tests.test_e2e_browser import ARGS, CHROMIUM
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"
+    ),
 ]
 
 #: Frames a second of the uploaded animation.
@@ -31,7 +33,9 @@ def twenty_fps_gif(frames: int = 40) -> bytes:
     """An animation whose every frame has a colour of its own, 50 ms a frame."""
     from PIL import Image
 
-    images = [Image.new("RGB", (60, 80), ((i * 53) % 256, (i * 97) % 256, (i * 151) % 256)) for i in range(frames)]
+    images = [
+        Image.new("RGB", (60, 80), ((i * 53) % 256, (i * 97) % 256, (i * 151) % 256)) for i in range(frames)
+    ]
     out = io.BytesIO()
     images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=1000 // FPS, loop=0)
     return out.getvalue()

@@ -45,7 +45,9 @@ def display_mjpeg() -> Response:
             "too_many_streams",
             f"{live.max_streams} live views are open already; close one, or use /api/display.png.",
         )
-    response = Response(parts, mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}", direct_passthrough=True)
+    response = Response(
+        parts, mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}", direct_passthrough=True
+    )
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
     return response

@@ -451,7 +451,9 @@ _PATHS: dict[str, Schema] = {
             {
                 "200": {
                     "description": "A multipart/x-mixed-replace stream of JPEG parts.",
-                    "content": {"multipart/x-mixed-replace": {"schema": {"type": "string", "format": "binary"}}},
+                    "content": {
+                        "multipart/x-mixed-replace": {"schema": {"type": "string", "format": "binary"}}
+                    },
                 },
                 **_errors(401, 503),
             },
