@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.webapp_fixtures import SimServices, add_solid_item, device  # noqa: F401 - a fixture
+from tests.webapp_fixtures import SimServices, add_solid_item, device
 from webapp import create_app
 from webapp.live import BOUNDARY, LiveFrames
 

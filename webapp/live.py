@@ -81,12 +81,12 @@ class LiveFrames:
         return self._parts(epoch)
 
     def _parts(self, epoch: int) -> Iterator[bytes]:
-        seen = -1
+        seen = [-1]  # the serial of the last frame this stream sent
         try:
             while True:
                 with self._cond:
                     self._cond.wait_for(
-                        lambda: self._epoch != epoch or (self._frame is not None and self._frame[0] != seen),
+                        lambda: self._epoch != epoch or (self._frame is not None and self._frame[0] != seen[0]),
                         self.keepalive_s,
                     )
                     if self._epoch != epoch:
@@ -94,8 +94,7 @@ class LiveFrames:
                     frame = self._frame
                 if frame is None:
                     continue
-                seen = frame[0]
-                jpeg = frame[1]
+                seen[0], jpeg = frame
                 yield (
                     f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
                     + jpeg
