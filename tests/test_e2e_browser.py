@@ -138,7 +138,7 @@ def test_upload_show_reorder_delete_on_a_phone(served: tuple[SimServices, str], 
     wait_for(lambda: panel_center(device) == RED, "the panel to show the red GIF")
     # The live view is JPEG (MJPEG): the colour comes through within the codec's rounding.
     wait_for(
-        lambda: all(abs(a - b) <= 8 for a, b in zip(live_view_center(page), RED)),
+        lambda: all(abs(a - b) <= 8 for a, b in zip(live_view_center(page), RED, strict=True)),
         "the live view to show the red GIF",
     )
     page.wait_for_function("() => document.querySelector('#grid .card .preview').naturalWidth > 0")

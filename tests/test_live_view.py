@@ -8,16 +8,27 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from tests.webapp_fixtures import SimServices, add_solid_item, device
+from tests.webapp_fixtures import SimServices, add_solid_item
 from webapp import create_app
 from webapp.live import BOUNDARY, LiveFrames
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Iterator[SimServices]:
+    """The test device, its player single-threaded on a fake clock (``pump`` plays)."""
+    svc = SimServices(tmp_path / "data")
+    try:
+        yield svc
+    finally:
+        svc.close()
 
 
 def parts(body: Iterator[bytes]) -> Iterator[Image.Image]:

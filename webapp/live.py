@@ -86,7 +86,9 @@ class LiveFrames:
             while True:
                 with self._cond:
                     self._cond.wait_for(
-                        lambda: self._epoch != epoch or (self._frame is not None and self._frame[0] != seen[0]),
+                        lambda: (
+                            self._epoch != epoch or (self._frame is not None and self._frame[0] != seen[0])
+                        ),
                         self.keepalive_s,
                     )
                     if self._epoch != epoch:
