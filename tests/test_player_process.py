@@ -229,6 +229,44 @@ def test_without_real_time_scheduling_the_web_side_is_niced(tmp_path: Path) -> N
     assert apply_realtime(None)["policy"] == "other"
 
 
+def _realtime_under(rtprio: int) -> dict[str, Any] | None:
+    """``apply_realtime(10)`` in a process without CAP_SYS_NICE under RLIMIT_RTPRIO ``rtprio``
+    (what the systemd unit's user gets); None when this machine cannot set that up."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    if not (shutil.which("prlimit") and shutil.which("setpriv")):
+        return None
+    code = (
+        "import json; from libloop.player.host import apply_realtime; print(json.dumps(apply_realtime(10)))"
+    )
+    done = subprocess.run(
+        ["prlimit", f"--rtprio={rtprio}", "setpriv", "--bounding-set=-sys_nice", "--inh-caps=-sys_nice",
+         sys.executable, "-c", code],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=60,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return None
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_without_permission_the_player_process_says_why_it_has_no_real_time_scheduling() -> None:
+    refused = _realtime_under(0)
+    if refused is None:
+        pytest.skip("prlimit/setpriv cannot drop CAP_SYS_NICE here")
+    assert refused["policy"] == "other" and "LimitRTPRIO" in refused["reason"]
+
+
+def test_under_the_units_rtprio_limit_the_player_process_gets_sched_fifo() -> None:
+    granted = _realtime_under(20)
+    if granted is None:
+        pytest.skip("this machine does not let RLIMIT_RTPRIO be raised")
+    assert granted == {"policy": "fifo", "priority": 10}
+
+
 # --- the framebuffer ------------------------------------------------------------------------------
 
 
