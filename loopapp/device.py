@@ -149,8 +149,9 @@ class Device:
         self._wifi = wifi
         self._import_worker = import_worker
         self._supervisor_options = dict(supervisor_options or {})
-        #: Seconds without a heartbeat from the player process before it counts as stuck.
-        self.player_stale_after = float(self._supervisor_options.pop("player_stale_after", 10.0))
+        #: Seconds without a heartbeat from the player process before it counts as stuck (its
+        #: loop beats at least once a second; a hung hardware call inside it is noticed here).
+        self.player_stale_after = float(self._supervisor_options.pop("player_stale_after", 5.0))
         mode = player_mode or config.player.isolation
         self.player_mode: Literal["process", "thread"] = "process" if mode == "process" else "thread"
         if hardware.kind not in ("sim", "pi"):
@@ -306,7 +307,7 @@ class Device:
             CallbackComponent(
                 "player",
                 start=self.player.start,
-                stop=self.player.stop,
+                stop=self._stop_player,
                 liveness=player_liveness,
                 essential=True,
             ),
@@ -390,6 +391,9 @@ class Device:
         self._web_running = False
         self._app.extensions["loop.live"].end_streams()  # live views would hold the stop up
         self.server.stop()
+
+    def _stop_player(self) -> None:
+        self.player.stop()
 
     def _restart_player(self) -> None:
         """The player is stuck or died: re-initialise the panel, then start a fresh loop.

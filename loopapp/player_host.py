@@ -11,6 +11,7 @@ display's shadow copy is kept there. Either way the device renders what it reads
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -94,10 +95,14 @@ def build_player(ctx: HostContext) -> Hosted:
             hw.wiring.device.sink = None
     else:
         hw = pi_hardware(config)
-    bus = BoundedBus(hw.bus, speed_hz=config.wiring.speed_hz, clock=clock)
-    dc = BoundedPin(hw.dc, name="D/C", clock=clock)
-    reset = BoundedPin(hw.reset, name="RESET", clock=clock) if hw.reset is not None else None
-    backlight = BoundedBacklight(hw.backlight, clock=clock) if hw.backlight is not None else None
+    # Transient errors are retried as in the device; a hung call is bounded from outside: the
+    # heartbeat stops, and the device kills and replaces this process (the only thing that frees
+    # a thread stuck in a native call). So no call is handed to a worker thread, which would cost
+    # two context switches on every transfer and every D/C toggle.
+    bus = BoundedBus(hw.bus, speed_hz=config.wiring.speed_hz, clock=clock, inline=True)
+    dc = BoundedPin(hw.dc, name="D/C", clock=clock, inline=True)
+    reset = BoundedPin(hw.reset, name="RESET", clock=clock, inline=True) if hw.reset is not None else None
+    backlight = BoundedBacklight(hw.backlight, clock=clock, inline=True) if hw.backlight is not None else None
     display = Display(
         bus,
         dc,
@@ -207,7 +212,8 @@ class FramebufferView:
     """What the panel shows, read from the player process's shared framebuffer.
 
     The same reading interface as the panel model (``version``, ``glass``, ``snapshot``), so
-    the simulator's window and the web app use it unchanged.
+    the simulator's window and the web app use it unchanged. Any thread may call it; a frame
+    is read and rendered once, however many pollers ask for it.
 
     Args:
         framebuffer: the attached framebuffer.
@@ -217,57 +223,61 @@ class FramebufferView:
     def __init__(self, framebuffer: SharedFramebuffer, kind: str) -> None:
         self.framebuffer = framebuffer
         self.kind = kind
+        self._lock = threading.Lock()
         self._copy = np.zeros(framebuffer.size, dtype=np.uint8)
         self._state: tuple[int, ...] = ()
         self._seq = -1
+        self._rendered: tuple[int, Rotation, Any] | None = None  # (sequence, rotation, glass array)
 
     @property
     def version(self) -> int:
         """Changes whenever the panel shows something new."""
         return self.framebuffer.sequence
 
-    def _read(self) -> None:
-        got = self.framebuffer.read(self._copy)
-        if got is not None:
-            self._seq, self._state = got
-
     def glass(self, rotation: Rotation = Rotation.R0) -> Any:
-        """The light of every glass pixel, ``(h, w, 3)`` uint8, as a person sees it."""
-        self._read()
-        if self.kind == "sim":
-            from sim.panel import render_glass
-
-            return render_glass(self._copy.reshape(PANEL_HEIGHT, PANEL_WIDTH, 4), self._state, rotation)
-        return np.asarray(self._shadow_image(rotation))
+        """The light of every glass pixel, ``(h, w, 3)`` uint8, as a person sees it (read-only)."""
+        rotation = Rotation(rotation)
+        with self._lock:
+            cached = self._rendered
+            if cached is not None and cached[0] == self.framebuffer.sequence and cached[1] == rotation:
+                return cached[2]
+            got = self.framebuffer.read(self._copy)
+            if got is not None:
+                self._seq, self._state = got
+            light = self._render(rotation)
+            light.flags.writeable = False
+            self._rendered = (self._seq, rotation, light)
+            return light
 
     def snapshot(self, rotation: Rotation = Rotation.R0) -> Image.Image:
         """What the glass shows, as an RGB image turned for ``rotation``."""
-        if self.kind == "sim":
-            from PIL import Image
-
-            return Image.fromarray(self.glass(rotation))
-        self._read()
-        return self._shadow_image(rotation)
-
-    def _shadow_image(self, rotation: Rotation) -> Image.Image:
         from PIL import Image
 
+        return Image.fromarray(np.ascontiguousarray(self.glass(rotation)), "RGB")
+
+    def _render(self, rotation: Rotation) -> Any:
+        state = self._state
+        if self.kind == "sim":
+            from sim.panel import GLASS_STATE_WORDS, render_glass
+
+            if len(state) < GLASS_STATE_WORDS:  # nothing published yet: an uninitialised panel
+                state = (0, 0) + (0,) * (GLASS_STATE_WORDS - 2)  # display off: white glass
+            return render_glass(self._copy.reshape(PANEL_HEIGHT, PANEL_WIDTH, 4), state, rotation)
         from libloop.display import render_shadow
 
-        state = self._state
         opened, asleep, on, brightness = (
             (state[1], state[2], state[3], state[4]) if len(state) >= 5 else (1, 0, 1, 100)
         )
-        if not opened or asleep or not on or brightness == 0:
-            # Asleep, off or dark: what a person sees is no picture (white glass or no light).
-            colour = (0, 0, 0) if brightness == 0 or not opened else (255, 255, 255)
-            size = (
-                (PANEL_WIDTH, PANEL_HEIGHT)
-                if Rotation(rotation) in (Rotation.R0, Rotation.R180)
-                else (PANEL_HEIGHT, PANEL_WIDTH)
-            )
-            return Image.new("RGB", size, colour)
-        return render_shadow(self._copy, rotation)
+        w, h = (
+            (PANEL_WIDTH, PANEL_HEIGHT)
+            if rotation in (Rotation.R0, Rotation.R180)
+            else (PANEL_HEIGHT, PANEL_WIDTH)
+        )
+        if not opened or brightness == 0:
+            return np.zeros((h, w, 3), dtype=np.uint8)  # no light
+        if asleep or not on:
+            return np.full((h, w, 3), 255, dtype=np.uint8)  # blank, normally-white glass
+        return np.asarray(render_shadow(self._copy, rotation))
 
 
 def framebuffer_view(framebuffer: SharedFramebuffer, kind: str) -> FramebufferView:

@@ -309,3 +309,18 @@ def test_readers_in_another_process_never_see_a_torn_frame() -> None:
         assert fb.sequence % 2 == 0
     finally:
         fb.close()
+
+
+def test_a_hung_transfer_in_the_player_process_is_ended_with_the_process(device: Device) -> None:
+    """The fake bus in the child hangs in a transfer, as a wedged spidev driver does: the
+    heartbeat stops, and the device kills that process and plays on in a new one."""
+    item = add_solid_item(device.library, "green", [GREEN, BLUE])
+    wait_until(lambda: on_panel(device, item.id), 20, "the item on the panel")
+    process = device.player_process
+    assert process is not None
+    hung = process.pid
+    process.call("sim_fault", "hang_transfer", 1)
+    wait_until(lambda: process.pid not in (None, hung) and process.running, 40, "a new player process")
+    wait_until(lambda: on_panel(device, item.id), 20, "the item back on the panel")
+    wait_until(lambda: centre(device) in (GREEN, BLUE), 10, "its frames in display.png")
+    assert any("heartbeat" in str(f) for f in device.health()["faults"])

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from multiprocessing import shared_memory
 
@@ -173,29 +174,31 @@ class SharedFramebuffer:
     def set_writer_pid(self, pid: int) -> None:
         self._words[_PID] = pid
 
-    def read(self, out: npt.NDArray[np.uint8], *, tries: int = 50) -> tuple[int, tuple[int, ...]] | None:
+    def read(self, out: npt.NDArray[np.uint8], *, timeout: float = 0.1) -> tuple[int, tuple[int, ...]] | None:
         """Copy a complete frame into ``out`` (``size`` bytes); returns (sequence, state words).
 
-        None when the writer kept changing the frame through ``tries`` attempts (the caller
-        keeps what it had).
+        While a frame is being drawn (a whole one takes its wire time) the copy waits for it,
+        polling every half millisecond, for at most ``timeout`` seconds; None if the writer
+        was still drawing then (the caller keeps what it had).
         """
         if out.size != self.pixels.size:
             raise ValueError(f"the copy needs {self.pixels.size} bytes, not {out.size}")
         flat = out.reshape(-1)
-        for _ in range(tries):
+        give_up = time.monotonic() + timeout
+        while True:
             before = int(self._words[_SEQ])
-            if before & 1:
-                os.sched_yield()
-                continue
-            with self._barrier:  # no payload load before the count is read
-                pass
-            np.copyto(flat, self.pixels)
-            state = tuple(int(v) for v in self._words[_STATE0:])
-            with self._barrier:  # every payload load done before the count is read again
-                pass
-            if int(self._words[_SEQ]) == before:
-                return before, state
-        return None
+            if not before & 1:
+                with self._barrier:  # no payload load before the count is read
+                    pass
+                np.copyto(flat, self.pixels)
+                state = tuple(int(v) for v in self._words[_STATE0:])
+                with self._barrier:  # every payload load done before the count is read again
+                    pass
+                if int(self._words[_SEQ]) == before:
+                    return before, state
+            if time.monotonic() >= give_up:
+                return None
+            time.sleep(0.0005)
 
     # --- life --------------------------------------------------------------------------------
 

@@ -172,6 +172,7 @@ _CONTROLS = frozenset(
     {
         "pause", "resume", "next", "previous", "show", "set_brightness", "sleep", "wake",
         "set_night", "set_dashboard_url", "show_error", "clear_error", "evict", "unban",
+        "reset_stats_window",
     }
 )  # fmt: skip
 
@@ -212,7 +213,10 @@ def _child_main(spec: HostSpec, conn: Any, fb_name: str, banned: tuple[str, ...]
     send(("ready", {"pid": os.getpid(), "scheduling": scheduling}))
 
     def restart() -> None:
-        player.stop()
+        if not player.stop():
+            # The loop is stuck in a call (a hung transfer holds the display): only a new
+            # process frees it. Say so at once rather than hang here too.
+            raise PlayerError("The player's loop is stuck; it needs a new process.")
         hosted.display.reinit()
         player.start()
 
@@ -623,6 +627,10 @@ class PlayerProcess:
         self._bans.pop(item_id, None)
         with contextlib.suppress(PlayerError):
             self._control("unban", item_id)
+
+    def reset_stats_window(self) -> None:
+        """Lateness, fps and host time from now on (see ``Player.reset_stats_window``)."""
+        self._control("reset_stats_window")
 
     def _current_bans(self) -> tuple[str, ...]:
         now = time.monotonic()

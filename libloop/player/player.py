@@ -175,17 +175,25 @@ class Player(Controls):
         self._thread.start()
         self._watcher.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the loop thread and close the open files."""
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop the loop thread and close the open files.
+
+        Returns False when the loop thread did not end within ``timeout`` (it is stuck in a
+        call; its files are left to it).
+        """
         self._stop.set()
         self._wake.set()
+        loop = self._thread
         for t in (self._thread, self._watcher):
             if t is not None and t is not threading.current_thread():
                 t.join(timeout)
         self._thread = self._watcher = None
         self._sync.watching = False
+        if loop is not None and loop.is_alive() and loop is not threading.current_thread():
+            return False
         self._end_turn()
         self._sync.close()
+        return True
 
     def _run(self) -> None:
         try:
@@ -322,6 +330,10 @@ class Player(Controls):
     def stats(self) -> StatsSnapshot:
         """The statistics alone."""
         return self._stats.snapshot()
+
+    def reset_stats_window(self) -> None:
+        """Lateness, fps and host time from now on (the totals go on counting)."""
+        self._stats.reset_window()
 
     def _record_fault(self, message: str) -> None:
         self._faults.append(message)

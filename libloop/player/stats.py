@@ -136,6 +136,13 @@ class PlayerStats:
         with self._lock:
             self.transport_errors += 1
 
+    def reset_window(self) -> None:
+        """Start the recent window afresh (lateness, host time, fps): measure from now on."""
+        with self._lock:
+            self._late.clear()
+            self._host.clear()
+            self._marks.clear()
+
     def snapshot(self) -> StatsSnapshot:
         """A consistent copy of everything."""
         with self._lock:
