@@ -59,8 +59,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: How long a status answer is reused (many pollers then cost the child a few calls a second).
-STATUS_TTL_S = 0.05
+#: How long a status answer is reused: however many pollers ask, the child answers at most five
+#: status calls a second (a control clears it, so its effect shows at once).
+STATUS_TTL_S = 0.2
 #: How long the parent remembers a ban for children it starts later.
 BAN_MEMORY_S = 60.0
 #: Calls the child runs at once.
