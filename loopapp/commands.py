@@ -141,7 +141,11 @@ def doctor(args: argparse.Namespace, config: Config) -> int:
 
     w = config.wiring
     checks = run_checks(
-        spi_bus=w.spi_bus, spi_device=w.spi_device, gpio_chip=w.gpio_chip, data_dir=config.data_dir
+        spi_bus=w.spi_bus,
+        spi_device=w.spi_device,
+        gpio_chip=w.gpio_chip,
+        data_dir=config.data_dir,
+        mqtt=config.mqtt,
     )
     print(format_checks(checks))
     bad = [c for c in checks if not c.ok]

@@ -118,8 +118,28 @@ def new_client(broker: Broker, client_id: str, *, connect_timeout: float = 5.0) 
     if broker.username:
         client.username_pw_set(broker.username, broker.password or None)
     if broker.tls:
-        client.tls_set_context(ssl.create_default_context())  # verifies the host name too
+        context = _HandshakingContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the certificate and host name
+        context.load_default_certs(ssl.Purpose.SERVER_AUTH)  # the system CA store
+        client.tls_set_context(context)
     return client
+
+
+class _HandshakingContext(ssl.SSLContext):
+    """Does the TLS handshake inside ``wrap_socket`` and closes the socket when it fails.
+
+    paho-mqtt (2.2) does the handshake after wrapping and leaves the socket open when it fails
+    (an untrusted certificate, say), one leaked socket per attempt; its own later handshake
+    call is a no-op on a socket that has finished one.
+    """
+
+    def wrap_socket(self, sock: Any, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        wrapped = super().wrap_socket(sock, *args, **kwargs)
+        try:
+            wrapped.do_handshake()
+        except BaseException:
+            wrapped.close()
+            raise
+        return wrapped
 
 
 def describe(exc: BaseException) -> str:
@@ -252,13 +272,7 @@ class MqttBridge:
         """Start the three threads; returns at once (the connection is made in the background)."""
         if any(t.is_alive() for t in self._threads):
             return
-        client_id = f"{self.topics.device_id}-{time.monotonic_ns() % 100000}"
-        client = new_client(self.broker, client_id, connect_timeout=self.connect_timeout)
-        client.will_set(self.topics.availability, hass.OFFLINE, qos=1, retain=True)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        self._client = client
+        new_client(self.broker, "loop-check")  # the extra is installed (MqttError says how if not)
         # Fresh events for every start: threads of an earlier start still ending keep theirs.
         self._stop, self._session_over = stop, over = threading.Event(), threading.Event()
         with self._lock:
@@ -266,16 +280,22 @@ class MqttBridge:
             self._down_since = self._clock.monotonic()
         self._heartbeat.reset()
         self._threads = [
-            threading.Thread(
-                target=self._connect_loop, args=(stop, client, over), name="mqtt-connect", daemon=True
-            ),
-            threading.Thread(
-                target=self._publish_loop, args=(stop, client), name="mqtt-publish", daemon=True
-            ),
+            threading.Thread(target=self._connect_loop, args=(stop, over), name="mqtt-connect", daemon=True),
+            threading.Thread(target=self._publish_loop, args=(stop,), name="mqtt-publish", daemon=True),
             threading.Thread(target=self._command_loop, args=(stop,), name="mqtt-commands", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
+
+    def _session_client(self) -> Client:
+        """A new paho client for one session (paho keeps a socket pair per network thread it ran)."""
+        client_id = f"{self.topics.device_id}-{time.monotonic_ns() % 100000}"
+        client = new_client(self.broker, client_id, connect_timeout=self.connect_timeout)
+        client.will_set(self.topics.availability, hass.OFFLINE, qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
 
     def stop(self) -> None:
         """Say ``offline`` (waiting a second at most), disconnect and end the threads."""
@@ -334,22 +354,27 @@ class MqttBridge:
 
     # --- the connector -------------------------------------------------------------------
 
-    def _connect_loop(self, stop: threading.Event, client: Client, over: threading.Event) -> None:
+    def _connect_loop(self, stop: threading.Event, over: threading.Event) -> None:
         delay = self.backoff_initial
+        client = self._session_client()
         while not stop.is_set():
             over.clear()
             try:
                 client.connect(self.broker.host, self.broker.port, keepalive=self.keepalive)
             except (OSError, ValueError) as exc:
-                self._failed(describe(exc))
+                self._failed(describe(exc))  # nothing was left open: the same client tries again
             else:
+                self._client = client
                 client.loop_start()
                 while not over.wait(0.5) and not stop.is_set():
                     pass  # the session lasts until on_disconnect (or stop) sets `over`
                 if stop.is_set():
                     self._goodbye(client)
+                    self._client = None
                     return
                 client.loop_stop()
+                self._client = None
+                client = self._session_client()  # the old one is dropped, and closes what it held
                 with self._lock:
                     if self._session_ok:
                         delay = self.backoff_initial  # it worked: the next try comes quickly
@@ -464,14 +489,15 @@ class MqttBridge:
 
     # --- the publisher -------------------------------------------------------------------
 
-    def _publish_loop(self, stop: threading.Event, client: Client) -> None:
+    def _publish_loop(self, stop: threading.Event) -> None:
         seen = -1
         while not stop.is_set():
             self._heartbeat.beat()
             changed = self._player.wait_for_change(seen, POLL_S)
             if stop.is_set():
                 return
-            if not self.connected:
+            client = self._client
+            if client is None or not self.connected:
                 continue
             try:
                 self._round(client, force=self._take_republish(), status_changed=changed != seen)
@@ -480,6 +506,7 @@ class MqttBridge:
                 with self._lock:
                     self._last_error = f"publishing failed: {exc}"
             seen = changed
+            del client  # a finished session's client must not outlive it here
 
     def _take_republish(self) -> bool:
         if self._republish.is_set():
@@ -550,3 +577,37 @@ class MqttBridge:
             self._image_digest, self._image_at, self._image_info = digest, now, info
             with self._lock:
                 self._counts["images"] += 1
+
+
+def probe_broker(broker: Broker, timeout: float = 5.0) -> str:
+    """Log in to the broker once, as the device would (``loop doctor``); returns what worked.
+
+    Raises:
+        MqttError: one sentence saying what failed (unreachable, refused, no MQTT answer).
+    """
+    import os
+
+    client = new_client(broker, f"loop-doctor-{os.getpid()}", connect_timeout=timeout)
+    answered = threading.Event()
+    reasons: list[Any] = []
+
+    def on_connect(client: Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+        reasons.append(reason)
+        answered.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(broker.host, broker.port, keepalive=10)
+    except (OSError, ValueError) as exc:
+        raise MqttError(f"Cannot connect to {broker.url}: {describe(exc)}.") from None
+    client.loop_start()
+    try:
+        if not answered.wait(timeout):
+            raise MqttError(f"{broker.url} took the connection but gave no MQTT answer within {timeout:g} s.")
+        if reasons[0].is_failure:
+            raise MqttError(f"{broker.url} refused the connection: {reasons[0]}.")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    who = f" as {broker.username!r}" if broker.username else ""
+    return f"{broker.url} accepts the device{who}"
