@@ -351,9 +351,8 @@ class Device:
         addresses = advertised_addresses(self.host, mdns.interfaces) if mdns.enabled else None
         if addresses is None:
             why = "off in the config" if not mdns.enabled else f"the dashboard listens on {self.host} only"
-            self.supervisor.add_section(
-                "mdns", lambda: {"enabled": False, "advertised": False, "reason": why}
-            )
+            section = {"enabled": mdns.enabled, "advertised": False, "reason": why}
+            self.supervisor.add_section("mdns", lambda: section)
             return
         self.mdns = MdnsAdvertiser(
             self.hostname,

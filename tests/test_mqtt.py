@@ -13,10 +13,12 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -588,3 +590,105 @@ def test_a_configured_but_unreachable_broker_never_blocks_start_or_stop(
     assert "not connected" in component["detail"]
     faults = [f for f in device.health()["faults"] if f["component"] == "mqtt"]
     assert len(faults) == 1  # told once, not at every retry
+
+
+# --- the picture's pace, on the bridge's own clock -----------------------------------------
+
+
+class ModelPlayer:
+    """A player reduced to what the bridge reads: a status and a change counter (a model, not a mock)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.version = 0
+        self.state: dict[str, Any] = {
+            "state": "playing",
+            "current": None,
+            "current_name": None,
+            "brightness": 100,
+        }
+
+    def change(self, **fields: Any) -> None:
+        with self._cond:
+            self.state.update(fields)
+            self.version += 1
+            self._cond.notify_all()
+
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        with self._cond:
+            self._cond.wait_for(lambda: self.version != since, timeout)
+            return self.version
+
+    def status(self) -> Any:
+        state = dict(self.state)
+        return SimpleNamespace(to_dict=lambda: state)
+
+    def __getattr__(self, name: str) -> Any:  # the controls: not used by these tests
+        raise AssertionError(f"the bridge called {name}")
+
+
+class ModelLibrary:
+    generation = 1
+
+    def playlist(self) -> list[Any]:
+        return []
+
+
+def test_the_picture_goes_out_at_most_once_an_interval_and_only_when_the_panel_changed(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    from libloop.clock import FakeClock
+    from loopapp.integrations.hass import DeviceInfo, Topics
+    from loopapp.integrations.mqtt import Broker, MqttBridge, Panel
+
+    clock = FakeClock(100.0, auto_advance=False)
+    player = ModelPlayer()
+    glass = {"changes": 0, "colour": RED}
+    panel = Panel(
+        image=lambda: Image.new("RGB", (240, 320), glass["colour"]), changes=lambda: glass["changes"]
+    )
+    topics = Topics(base="loop/pace", prefix=PREFIX, device_id="pace")
+    bridge = MqttBridge(
+        Broker.parse(broker.url),
+        topics,
+        lambda: DeviceInfo("pace", "LOOP pace", "model", "0", ""),
+        player=player,
+        library=ModelLibrary(),
+        panel=panel,
+        clock=clock,
+        image_interval=1.0,
+        **FAST,
+    )
+    brightness = 50
+
+    def round_trip() -> None:
+        """Make the bridge publish a state and see it arrive: any picture of that round came first."""
+        nonlocal brightness
+        brightness += 1
+        player.change(brightness=brightness)
+        ha.wait_for(topics.brightness_state, str(brightness))
+
+    with HomeAssistant(broker.port) as ha:
+        bridge.start()
+        try:
+            ha.wait(lambda: ha.counts.get(topics.screen, 0) == 1, 15, "the first picture")
+            glass.update(changes=1, colour=BLUE)  # the panel changed, but the second has not passed
+            round_trip()
+            round_trip()
+            assert ha.counts[topics.screen] == 1
+            clock.advance(1.0)
+            round_trip()
+            ha.wait(lambda: ha.counts.get(topics.screen, 0) == 2, 15, "the second picture")
+            picture = Image.open(io.BytesIO(ha.latest[topics.screen])).convert("RGB")
+            assert picture.getpixel((0, 0)) == BLUE
+            clock.advance(5.0)  # time passes, the panel does not change: nothing to send
+            round_trip()
+            round_trip()
+            glass.update(changes=2)  # bytes went out (a periodic refresh) but the glass is the same
+            clock.advance(5.0)
+            round_trip()
+            round_trip()
+            assert ha.counts[topics.screen] == 2
+            assert bridge.snapshot()["images"] == 2
+        finally:
+            bridge.stop()

@@ -169,6 +169,10 @@ class MdnsAdvertiser:
         self._withdraw()
         if not addresses:
             return
+        mine = _local_ipv4()
+        missing = [a for a in addresses if a not in mine]
+        if missing:  # checked here: zeroconf leaks its socket when it fails on such an address
+            raise OSError(f"{', '.join(missing)} is not an address of this machine")
         from zeroconf import IPVersion, ServiceInfo, Zeroconf
 
         zc = Zeroconf(interfaces=list(addresses), ip_version=IPVersion.V4Only)
@@ -271,3 +275,11 @@ def _lan_ipv4() -> list[str]:
             a.address for a in addresses if a.family == socket.AF_INET and not a.address.startswith("127.")
         ]
     return found
+
+
+def _local_ipv4() -> set[str]:
+    import psutil
+
+    return {
+        a.address for addrs in psutil.net_if_addrs().values() for a in addrs if a.family == socket.AF_INET
+    }
