@@ -378,14 +378,14 @@ class Device:
             self.supervisor.add_section("mqtt", lambda: {"enabled": False})
             return
         try:
-            import paho.mqtt.client  # noqa: F401  (the extra may be missing)
+            import paho.mqtt.client  # noqa: F401  (a broken install may lack it)
 
             broker = Broker.parse(mqtt.url, mqtt.username, mqtt.password)
         except (ImportError, MqttError) as exc:
             message = (
                 str(exc)
                 if isinstance(exc, MqttError)
-                else "MQTT needs the mqtt extra: pip install 'libloop[mqtt]'."
+                else "MQTT needs paho-mqtt: pip install 'paho-mqtt>=2.0'."
             )
             self.supervisor.faults.record("mqtt", message)
             self.supervisor.add_section(

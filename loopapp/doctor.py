@@ -195,8 +195,8 @@ def check_mqtt(mqtt: MqttConfig, *, timeout: float = 5.0) -> Check:
         return Check("MQTT broker", True, probe_broker(broker, timeout))
     except MqttError as exc:
         text = str(exc)
-    if "extra" in text:
-        fix = f"{sys.executable} -m pip install 'libloop[mqtt]'"
+    if "needs paho-mqtt" in text:
+        fix = f"{sys.executable} -m pip install 'paho-mqtt>=2.0'"
     elif "refused the connection" in text:
         fix = "Check [mqtt] username and password against the broker's users (Home Assistant: Settings > People > Users, or the Mosquitto add-on's logins)"
     elif "not trusted" in text:

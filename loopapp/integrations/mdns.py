@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -151,6 +152,9 @@ class MdnsAdvertiser:
                 wait = self.recheck
                 try:
                     self._sync()
+                except ImportError:
+                    self._failed(f"mDNS needs zeroconf: {sys.executable} -m pip install 'zeroconf>=0.132'")
+                    wait = self.retry
                 except Exception as exc:  # zeroconf's errors, OSError (no multicast), ...
                     self._failed(str(exc) or type(exc).__name__)
                     wait = self.retry

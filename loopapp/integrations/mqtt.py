@@ -29,6 +29,7 @@ import io
 import logging
 import queue
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -56,7 +57,7 @@ MAX_PENDING_COMMANDS = 64
 
 
 class MqttError(LoopError):
-    """The MQTT bridge cannot be set up (a bad URL, the extra not installed)."""
+    """The MQTT bridge cannot be set up (a bad URL, paho-mqtt not installed)."""
 
     code = "mqtt_error"
 
@@ -105,7 +106,7 @@ def new_client(broker: Broker, client_id: str, *, connect_timeout: float = 5.0) 
         from paho.mqtt.client import Client, MQTTv311
         from paho.mqtt.enums import CallbackAPIVersion
     except ImportError:
-        raise MqttError("MQTT needs the mqtt extra: pip install 'libloop[mqtt]'.") from None
+        raise MqttError(f"MQTT needs paho-mqtt: {sys.executable} -m pip install 'paho-mqtt>=2.0'.") from None
     client = Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -272,7 +273,7 @@ class MqttBridge:
         """Start the three threads; returns at once (the connection is made in the background)."""
         if any(t.is_alive() for t in self._threads):
             return
-        new_client(self.broker, "loop-check")  # the extra is installed (MqttError says how if not)
+        new_client(self.broker, "loop-check")  # paho-mqtt is installed (MqttError says how if not)
         # Fresh events for every start: threads of an earlier start still ending keep theirs.
         self._stop, self._session_over = stop, over = threading.Event(), threading.Event()
         with self._lock:
