@@ -434,17 +434,41 @@ def test_mqtts_verifies_the_broker_against_the_system_ca_store(
 # --- outages --------------------------------------------------------------------------------
 
 
+def add_moving_square(device: Device, frames: int = 8, duration_ms: int = 250) -> None:
+    """An animation that changes a small part of the panel each frame (as most GIFs do)."""
+    from libloop.color import rgb888_to_rgb565
+    from libloop.index import NewItem
+    from libloop.media.framefile import FrameFileWriter
+
+    path = device.library.staging_path()
+    with FrameFileWriter(path, 240, 320) as writer:
+        for i in range(frames):
+            rgb = np.zeros((320, 240, 3), dtype=np.uint8)
+            rgb[20 + 30 * i : 60 + 30 * i, 100:140] = YELLOW
+            writer.add_frame(rgb888_to_rgb565(rgb), duration_ms)
+        writer.commit()
+    meta = NewItem(name="square", kind="gif", frames=frames, duration_ms=frames * duration_ms, width=240,
+                   height=320, source_name="square.gif", content_hash="test-square")  # fmt: skip
+    device.library.add(path, meta)
+
+
 def broker_outage(
     tmp_path: Path, broker: Mosquitto, make_device: DeviceFactory, seconds: float, **options: Any
 ) -> dict[str, Any]:
-    """Kill the broker under a playing device for ``seconds``; return the figures."""
+    """Kill the broker under a playing device for ``seconds``; return the figures.
+
+    A frame is dropped when the player is held up past the next frame's deadline; with 250 ms
+    frames a stall caused by the bridge (a publish or a connect waiting on the dead broker
+    takes seconds) would show, while the jitter of a machine shared with other test runs
+    does not.
+    """
     device = make_device(mqtt_config(tmp_path, broker.url), **options)
-    add_solid_item(device.library, "anim", [RED, BLUE, GREEN, YELLOW], duration_ms=100)
+    add_moving_square(device)
     wait_for(lambda: connected(device), 15, "the device to connect")
     t = base(device)
     with HomeAssistant(broker.port) as ha:
         ha.wait_for(f"{t}/availability", "online")
-    wait_for(lambda: device.player.stats.frames_shown > 10, 15, "the animation playing")
+    wait_for(lambda: device.player.stats.frames_shown > 8, 15, "the animation playing")
     before = device.player.stats
 
     broker.kill()
@@ -456,7 +480,7 @@ def broker_outage(
         lambda: (mqtt_health(device)["down_for_s"] or 0) >= seconds, seconds + 30, f"{seconds} s of outage"
     )
     during = device.player.stats
-    assert during.frames_shown > before.frames_shown + 5  # playback went on
+    assert during.frames_shown >= before.frames_shown + 2 * seconds  # playback went on (4 a second)
     assert api(device, "GET", "/api/player")["state"] == "playing"  # and the API answered
 
     broker.start()
