@@ -100,13 +100,20 @@ class Broker:
         return f"{'mqtts' if self.tls else 'mqtt'}://{host}:{self.port}"
 
 
-def new_client(broker: Broker, client_id: str, *, connect_timeout: float = 5.0) -> Client:
-    """A paho client for ``broker`` (TLS with the system CA store for ``mqtts://``); nothing is sent."""
+def _paho() -> None:
+    """Raise MqttError with the fix when paho-mqtt cannot be imported."""
     try:
-        from paho.mqtt.client import Client, MQTTv311
-        from paho.mqtt.enums import CallbackAPIVersion
+        import paho.mqtt.client  # noqa: F401
     except ImportError:
         raise MqttError(f"MQTT needs paho-mqtt: {sys.executable} -m pip install 'paho-mqtt>=2.0'.") from None
+
+
+def new_client(broker: Broker, client_id: str, *, connect_timeout: float = 5.0) -> Client:
+    """A paho client for ``broker`` (TLS with the system CA store for ``mqtts://``); nothing is sent."""
+    _paho()
+    from paho.mqtt.client import Client, MQTTv311
+    from paho.mqtt.enums import CallbackAPIVersion
+
     client = Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -273,7 +280,7 @@ class MqttBridge:
         """Start the three threads; returns at once (the connection is made in the background)."""
         if any(t.is_alive() for t in self._threads):
             return
-        new_client(self.broker, "loop-check")  # paho-mqtt is installed (MqttError says how if not)
+        _paho()  # installed (MqttError says how if not)
         # Fresh events for every start: threads of an earlier start still ending keep theirs.
         self._stop, self._session_over = stop, over = threading.Event(), threading.Event()
         with self._lock:
@@ -289,9 +296,13 @@ class MqttBridge:
             thread.start()
 
     def _session_client(self) -> Client:
-        """A new paho client for one session (paho keeps a socket pair per network thread it ran)."""
-        client_id = f"{self.topics.device_id}-{time.monotonic_ns() % 100000}"
-        client = new_client(self.broker, client_id, connect_timeout=self.connect_timeout)
+        """A new paho client for one session (paho keeps a socket pair per network thread it ran).
+
+        The client id is the device's, always: a new session then takes over a stale one the
+        broker still holds (after a network blip) at once, instead of that one's Last Will
+        saying ``offline`` half a minute after the device came back.
+        """
+        client = new_client(self.broker, self.topics.device_id, connect_timeout=self.connect_timeout)
         client.will_set(self.topics.availability, hass.OFFLINE, qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
