@@ -631,6 +631,17 @@ def format_health(report: Mapping[str, Any]) -> str:
     resources = report.get("resources") or {}
     for key, value in resources.items():
         lines.append(f"  {key}: {value}")
+    mqtt = report.get("mqtt") or {}
+    if mqtt.get("enabled"):
+        if mqtt.get("connected"):
+            lines.append(f"  mqtt: connected to {mqtt.get('broker')} since {mqtt.get('since')}")
+        else:
+            lines.append(
+                f"  mqtt: NOT CONNECTED to {mqtt.get('broker', 'the broker')} ({mqtt.get('last_error')})"
+            )
+    mdns = report.get("mdns") or {}
+    if mdns.get("advertised"):
+        lines.append(f"  mdns: advertised as {mdns.get('name')!r} on {', '.join(mdns.get('addresses', []))}")
     for fault in list(report.get("faults", []))[-5:]:
         lines.append(f"  fault: {fault}")
     return "\n".join(lines)

@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 
 from loopapp.config import Config, ConfigError, MqttConfig, load_config
-from loopapp.device import Device
+from loopapp.device import Device, format_health
 from loopapp.hardware import sim_hardware
 from tests.mosquitto import MOSQUITTO, MOSQUITTO_PASSWD, HomeAssistant, Mosquitto, make_tls_files, wait_for
 from tests.webapp_fixtures import add_solid_item
@@ -173,6 +173,7 @@ def test_the_device_id_is_stable_for_a_data_directory(tmp_path: Path, broker: Mo
         try:
             wait_for(lambda d=device: connected(d), 15, "the device to connect")
             ids.append(device.device_id)
+            assert f"mqtt: connected to {broker.url}" in format_health(device.health())
         finally:
             device.stop()
     assert ids[0] == ids[1]
@@ -614,6 +615,7 @@ def test_a_configured_but_unreachable_broker_never_blocks_start_or_stop(
     assert "not connected" in component["detail"]
     faults = [f for f in device.health()["faults"] if f["component"] == "mqtt"]
     assert len(faults) == 1  # told once, not at every retry
+    assert "mqtt: NOT CONNECTED" in format_health(device.health())
 
 
 # --- the picture's pace, on the bridge's own clock -----------------------------------------

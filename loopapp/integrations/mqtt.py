@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 #: How long the publisher waits for a change before looking at the library and the panel.
 POLL_S = 0.25
+#: How often the device block (its dashboard URL) is looked at again.
+DEVICE_RECHECK_S = 5.0
 #: Commands waiting to run; more are dropped (a flood must not grow memory).
 MAX_PENDING_COMMANDS = 64
 
@@ -258,6 +260,8 @@ class MqttBridge:
         self._options: dict[str, str] = {}
         self._generation: int | None = None
         self._config_key: tuple[hass.DeviceInfo, tuple[str, ...], bool] | None = None
+        self._device_info: hass.DeviceInfo | None = None
+        self._device_at = float("-inf")
         self._image_changes: int | None = None
         self._image_digest = b""
         self._image_at = float("-inf")
@@ -538,7 +542,10 @@ class MqttBridge:
             self._generation = generation
             self._options = hass.item_options((it.id, it.name) for it in self._library.playlist())
             status_changed = True
-        key = (self._device(), tuple(self._options), self.image_interval > 0)
+        now = self._clock.monotonic()
+        if force or self._device_info is None or now - self._device_at >= DEVICE_RECHECK_S:
+            self._device_info, self._device_at = self._device(), now  # its URL changes with mDNS
+        key = (self._device_info, tuple(self._options), self.image_interval > 0)
         if key != self._config_key:
             self._config_key = key
             for topic, payload in hass.discovery(self.topics, key[0], self._options, image=key[2]).items():
