@@ -1,8 +1,9 @@
-"""The Home Assistant model without a broker: options, discovery configs, states, commands."""
+"""The Home Assistant model without a broker: options, discovery configs, states, commands, identity."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -19,6 +20,7 @@ from loopapp.integrations.hass import (
     parse_command,
     states,
 )
+from loopapp.integrations.identity import ID_FILE, ID_PATTERN, derived_id, device_id
 
 TOPICS = Topics(base="loop/dev1", prefix="homeassistant", device_id="dev1")
 DEVICE = DeviceInfo("dev1", "LOOP desk", "ILI9341 240x320", "0.1.0", "http://desk.local:8080")
@@ -149,3 +151,30 @@ def test_any_payload_is_a_command_or_one_clear_error(payload: bytes, topic: str)
         )
         if command.action == "brightness":
             assert isinstance(command.value, int) and 0 <= command.value <= 100
+
+
+# --- the device's identity ------------------------------------------------------------------
+
+
+def test_the_id_is_created_once_and_kept(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = device_id(data)
+    assert ID_PATTERN.fullmatch(first) and first.startswith("loop-")
+    assert device_id(data) == first
+    assert (data / ID_FILE).read_text().strip() == first
+    assert [p.name for p in data.iterdir()] == [ID_FILE]  # no temporary file left behind
+    assert device_id(tmp_path / "other") != first  # another data directory is another device
+
+
+def test_a_damaged_id_file_is_replaced_and_an_unwritable_directory_still_gets_its_id(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / ID_FILE).write_bytes(b"\xff not an id")
+    replaced = device_id(data)
+    assert ID_PATTERN.fullmatch(replaced) and device_id(data) == replaced
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    unwritable = blocker / "data"  # cannot be created, even by root: as a full or read-only card
+    expected = derived_id(unwritable)
+    assert device_id(unwritable) == expected  # the device starts, under the id it will store later
+    assert device_id(unwritable) == expected
