@@ -370,8 +370,9 @@ class Device:
         self.player.set_dashboard_url(self.dashboard_url)
 
     def _register_mqtt(self) -> None:
+        from loopapp.integrations.broker import Broker, MqttError
         from loopapp.integrations.hass import Topics
-        from loopapp.integrations.mqtt import Broker, MqttBridge, MqttError, Panel
+        from loopapp.integrations.mqtt import MqttBridge, Panel
 
         mqtt = self.config.mqtt
         if not mqtt.url:

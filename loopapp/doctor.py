@@ -188,7 +188,7 @@ def check_mqtt(mqtt: MqttConfig, *, timeout: float = 5.0) -> Check:
     """The configured MQTT broker takes the device's login (connects once, bounded by ``timeout``)."""
     if not mqtt.url:
         return Check("MQTT broker", True, "not configured (set [mqtt] url to use Home Assistant)")
-    from loopapp.integrations.mqtt import Broker, MqttError, probe_broker
+    from loopapp.integrations.broker import Broker, MqttError, probe_broker
 
     try:
         broker = Broker.parse(mqtt.url, mqtt.username, mqtt.password)

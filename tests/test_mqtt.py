@@ -664,8 +664,9 @@ def test_the_picture_goes_out_at_most_once_an_interval_and_only_when_the_panel_c
     tmp_path: Path, broker: Mosquitto
 ) -> None:
     from libloop.clock import FakeClock
+    from loopapp.integrations.broker import Broker
     from loopapp.integrations.hass import DeviceInfo, Topics
-    from loopapp.integrations.mqtt import Broker, MqttBridge, Panel
+    from loopapp.integrations.mqtt import MqttBridge, Panel
 
     clock = FakeClock(100.0, auto_advance=False)
     player = ModelPlayer()
