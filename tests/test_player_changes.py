@@ -97,3 +97,19 @@ def test_a_new_dashboard_address_redraws_the_empty_screen(tmp_path: Path) -> Non
         assert np.array_equal(rig.glass(), expected)
     finally:
         rig.close()
+
+
+def test_the_loop_never_waits_for_a_face_holding_the_change_lock(rig: Rig) -> None:
+    """A face that holds the condition (descheduled on a busy machine, say) costs no frame."""
+    rig.add(square_frames(4), 100)
+    rig.player.step()
+    before = rig.player.version
+    rig.player._changes.acquire()  # what a waiter holds while it checks the counter
+    try:
+        rig.player.pause()
+        rig.player.step()  # returns: the loop only tries the lock
+        assert rig.player.status().state == "paused"
+    finally:
+        rig.player._changes.release()
+    rig.player.step()  # and tells the change on the next turn
+    assert rig.player.version > before

@@ -171,8 +171,8 @@ class Player:
         self._error_message = ""
         self._forced_error: str | None = None  # the supervisor's emergency message, until cleared
         # Change notification for other faces (MQTT): a counter bumped, under its own condition,
-        # whenever what status() reports (other than the statistics) changes. Waiters never hold
-        # the condition while doing work, so the loop never waits on them.
+        # whenever what status() reports (other than the statistics) changes. The loop only
+        # ever tries the condition's lock, so it never waits on a waiter.
         self._changes = threading.Condition(threading.Lock())
         self._version = 0
         self._status_key: tuple[object, ...] | None = None
@@ -439,11 +439,18 @@ class Player:
             self._brightness,
             self._forced_error or self._error_message,
         )
-        if key != self._status_key:
+        if key == self._status_key:
+            return
+        # Never wait for a waiter: one that holds the condition right now (checking the counter,
+        # or descheduled on a busy machine just then) is told on the next turn instead.
+        if not self._changes.acquire(blocking=False):
+            return
+        try:
             self._status_key = key
-            with self._changes:
-                self._version += 1
-                self._changes.notify_all()
+            self._version += 1
+            self._changes.notify_all()
+        finally:
+            self._changes.release()
 
     # --- the loop ---------------------------------------------------------------------------
 
