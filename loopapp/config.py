@@ -36,7 +36,7 @@ username = ""
 password = ""
 discovery_prefix = "homeassistant"
 topic = ""            # empty: "loop/<device id>" (the id is kept in DATA/device-id)
-image_interval = 1.0  # seconds between pictures of the panel at most; 0 turns the image entity off
+image_interval = 1.0  # seconds between pictures of the panel at most (1 or more); 0: no image entity
 
 [mdns]                # the dashboard advertised as "LOOP <hostname>" (_http._tcp) on the LAN
 enabled = true
@@ -219,9 +219,9 @@ def _validate_mqtt(mqtt: MqttConfig) -> None:
             )
     if not mqtt.discovery_prefix:
         raise ConfigError('mqtt.discovery_prefix must not be empty (Home Assistant uses "homeassistant").')
-    if mqtt.image_interval < 0:
+    if mqtt.image_interval != 0 and not mqtt.image_interval >= 1.0:
         raise ConfigError(
-            f"mqtt.image_interval must be 0 (off) or a number of seconds, not {mqtt.image_interval}."
+            f"mqtt.image_interval must be 0 (no picture) or at least 1 second, not {mqtt.image_interval}."
         )
 
 

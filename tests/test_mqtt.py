@@ -603,6 +603,7 @@ def test_a_device_that_dies_is_offline_by_its_last_will(tmp_path: Path, broker: 
         '[mqtt]\nurl = "mqtt://broker"\ntopic = "loop/#"\n',
         '[mqtt]\nurl = "mqtt://broker"\ndiscovery_prefix = ""\n',
         "[mqtt]\nimage_interval = -1\n",
+        "[mqtt]\nimage_interval = 0.2\n",
         "[mqtt]\nport = 1883\n",
         '[mdns]\ninterfaces = "eth0"\n',
     ],
