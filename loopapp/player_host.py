@@ -136,6 +136,7 @@ def build_player(ctx: HostContext) -> Hosted:
         on_fatal=ctx.fatal,
         wire_hz=float(config.wiring.speed_hz),
         publisher=fb,
+        on_version=fb.set_status,
     )
     state: Callable[[], tuple[int, ...]]
     state = hw.panel.glass_state if args.kind == "sim" else display.shadow_state

@@ -16,10 +16,11 @@ runs on).
 ``end()`` also stores a few *state words* (up to :data:`STATE_WORDS` 32-bit integers, e.g.
 the panel's MADCTL and sleep state) that readers need to render the memory as a person sees
 it. A separate *heartbeat* counter, bumped every turn of the player loop, lets a supervisor in
-another process see that the loop makes progress.
+another process see that the loop makes progress, and a *status* counter moves whenever the
+player's state changes (what MQTT waits on), so no face has to ask the player process.
 
 Layout (little-endian): 128 bytes of header — magic, layout version, sequence, heartbeat,
-payload size, writer pid, then the state words — followed by the payload.
+payload size, writer pid, status counter, then the state words — followed by the payload.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ from libloop.errors import LoopError
 __all__ = ["STATE_WORDS", "FramebufferError", "SharedFramebuffer"]
 
 _MAGIC = 0x4C4F4F50  # "LOOP"
-_LAYOUT = 1
+_LAYOUT = 2
 _HEADER = 128
-_SEQ, _BEAT, _SIZE, _PID = 2, 3, 4, 5
-_STATE0 = 6
+_SEQ, _BEAT, _SIZE, _PID, _STATUS = 2, 3, 4, 5, 6
+_STATE0 = 7
 #: How many state words a frame carries.
 STATE_WORDS = (_HEADER // 4) - _STATE0
 
@@ -156,6 +157,10 @@ class SharedFramebuffer:
         """Prove that the writer's loop makes progress (cheap: one store)."""
         self._words[_BEAT] = (int(self._words[_BEAT]) + 1) & 0xFFFFFFFF
 
+    def set_status(self, version: int) -> None:
+        """Publish the player's status counter (see ``Player.version``)."""
+        self._words[_STATUS] = version & 0xFFFFFFFF
+
     # --- reading (any process) --------------------------------------------------------------
 
     @property
@@ -166,6 +171,11 @@ class SharedFramebuffer:
     @property
     def heartbeat(self) -> int:
         return int(self._words[_BEAT])
+
+    @property
+    def status(self) -> int:
+        """The player's status counter, as last published."""
+        return int(self._words[_STATUS])
 
     @property
     def writer_pid(self) -> int:

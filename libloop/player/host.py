@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -209,6 +210,10 @@ def _child_main(spec: HostSpec, conn: Any, fb_name: str, banned: tuple[str, ...]
     player = hosted.player
     if banned:
         player.ban(banned)
+    # What start-up made lives as long as the process: out of the collector's sight, a full
+    # collection (tens of milliseconds with the GIL held) no longer walks it mid-frame.
+    gc.collect()
+    gc.freeze()
     player.start()
     framebuffer.publish()
     send(("ready", {"pid": os.getpid(), "scheduling": scheduling}))
@@ -250,6 +255,8 @@ def _child_main(spec: HostSpec, conn: Any, fb_name: str, banned: tuple[str, ...]
                 break
             if kind == "changed":
                 player.notify_change()
+            elif kind == "note" and message[1] in _CONTROLS:  # a control nobody waits for
+                pool.submit(run, 0, message[1], tuple(message[2]))
             elif kind == "call":
                 pool.submit(run, message[1], message[2], tuple(message[3]))
     finally:
@@ -310,13 +317,14 @@ class PlayerProcess:
         self._bans: dict[str, float] = {}
         self._stopping = False
         self._beat_seen: tuple[int, float] | None = None
-        self._status: tuple[float, PlayerStatus] | None = None
+        self._status: tuple[float, PlayerStatus, int] | None = None
         self._status_lock = threading.Lock()
         self._last_stats: StatsSnapshot | None = None
         self._exits: collections.deque[str] = collections.deque(maxlen=10)
         self._ready = threading.Event()
         self._failure: tuple[Any, ...] | None = None
         self._spawned_at = 0.0
+        self._dashboard_url: str | None = None
 
     # --- life ----------------------------------------------------------------------------------
 
@@ -491,6 +499,8 @@ class PlayerProcess:
                     pending.done.set()
             elif kind == "ready":
                 self.scheduling = dict(message[1].get("scheduling", {}))
+                if self._dashboard_url is not None:  # set since the spec was made
+                    self._note(conn, "set_dashboard_url", self._dashboard_url)
                 ready.set()
             elif kind == "failed":
                 self._failure = tuple(message[1:])
@@ -602,7 +612,12 @@ class PlayerProcess:
         self._control("set_night", night)
 
     def set_dashboard_url(self, url: str) -> None:
+        self._dashboard_url = str(url)  # a later child gets it too
         self._control("set_dashboard_url", str(url))
+
+    def _note(self, conn: Any, name: str, *args: Any) -> None:
+        with self._send_lock, contextlib.suppress(OSError, ValueError):
+            conn.send(("note", name, args))
 
     def show_error(self, message: str) -> None:
         self._control("show_error", message)
@@ -643,18 +658,38 @@ class PlayerProcess:
     # --- status and liveness ---------------------------------------------------------------------
 
     def status(self) -> PlayerStatus:
-        """The child's status (reused for ``STATUS_TTL_S``); a stand-in while it is not running."""
+        """The child's status (reused for ``STATUS_TTL_S`` unless its state changed meanwhile);
+        a stand-in while it is not running."""
         with self._status_lock:
             cached = self._status
-            if cached is not None and time.monotonic() - cached[0] < STATUS_TTL_S:
+            version = self.version
+            if cached is not None and cached[2] == version and time.monotonic() - cached[0] < STATUS_TTL_S:
                 return cached[1]
             try:
                 status = PlayerStatus.from_dict(self.call("status"))
             except PlayerError as exc:
                 return self._stand_in(str(exc))
-            self._status = (time.monotonic(), status)
+            self._status = (time.monotonic(), status, version)
             self._last_stats = status.stats
             return status
+
+    @property
+    def version(self) -> int:
+        """The child player's status counter (``Player.version``), read from shared memory."""
+        fb = self.framebuffer
+        return fb.status if fb is not None else 0
+
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        """Wait until :attr:`version` differs from ``since`` (or ``timeout`` passes); return it.
+
+        Polls the shared counter (every 20 ms): the child is never asked.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            version = self.version
+            if version != since or time.monotonic() >= deadline:
+                return version
+            time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
 
     def _stand_in(self, why: str) -> PlayerStatus:
         stats = self._last_stats or snapshot_from_dict({})

@@ -14,7 +14,8 @@ caller's thread with a fake clock (``step`` / ``run_until``). Each turn of the l
 The modules, each small enough to read in one sitting: ``schedule`` (the timeline: deadlines,
 drops, turn length, catch-up rectangles), ``sending`` (the display, what the panel holds, the
 bans, the send lock), ``refresh`` (the band budget), ``library_sync`` (playlist, changes,
-open files), ``controls`` (the control queue and power), ``stats`` and ``screens``.
+open files), ``controls`` (the control queue and power), ``changes`` (the status counter other
+faces wait on), ``stats`` and ``screens``.
 
 Deleting an item: call ``player.evict(id)`` first, then ``library.delete(id)``; if the delete
 fails, ``player.unban(id)`` (``evict_and_delete`` does all three). Once ``evict`` has banned
@@ -37,6 +38,7 @@ import numpy as np
 from libloop.clock import Clock, MonotonicClock
 from libloop.color import rgb888_to_rgb565
 from libloop.errors import FrameFileError, ItemNotFound, PlayerError
+from libloop.player.changes import Changes
 from libloop.player.controls import Command, Controls
 from libloop.player.library_sync import LibrarySync, Turn
 from libloop.player.night import NightSchedule
@@ -84,6 +86,7 @@ class Player(Controls):
         open_frames: opens a frame file (tests may substitute one).
         wire_hz: SPI clock, for the wire-utilisation figure and the refresh's wire time.
         publisher: told before and after every change of the panel (a shared framebuffer).
+        on_version: called with each new :attr:`version` (on the loop thread; keep it cheap).
     """
 
     def __init__(
@@ -103,6 +106,7 @@ class Player(Controls):
         open_frames: Callable[[Path], Frames] = open_frame_file,
         wire_hz: float = 64_000_000.0,
         publisher: FramePublisher | None = None,
+        on_version: Callable[[int], None] | None = None,
     ) -> None:
         self.display = display
         self.library = library
@@ -150,6 +154,8 @@ class Player(Controls):
         self._screen: str | None = None  # EMPTY / ERROR when a screen is up
         self._screen_cache: dict[str, memoryview] = {}
         self._forced_error: str | None = None  # the supervisor's emergency message, until cleared
+        self._change_counter = Changes(on_version)
+        self._changes = self._change_counter.cond  # what a waiter holds while it checks the counter
 
     @property
     def on_error(self) -> Callable[[BaseException], None] | None:
@@ -203,6 +209,7 @@ class Player(Controls):
             self._fatal = exc
             log.exception("the player loop stopped")
             self._faults.append(f"player stopped: {exc}")
+            self._note_changes()
             if self.on_fatal is not None:
                 self.on_fatal(exc)
 
@@ -335,6 +342,34 @@ class Player(Controls):
         """Lateness, fps and host time from now on (the totals go on counting)."""
         self._stats.reset_window()
 
+    @property
+    def version(self) -> int:
+        """A number that grows whenever the state, the current item or the brightness changes."""
+        return self._change_counter.current()
+
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        """Wait until :attr:`version` differs from ``since`` (or ``timeout`` passes); return it.
+
+        For faces that mirror the player's state (MQTT): they wait here on their own thread,
+        and the loop only bumps a counter, so a slow face never slows playback.
+        """
+        return self._change_counter.wait(since, timeout)
+
+    def _note_changes(self) -> None:
+        turn = self._turn
+        self._change_counter.note(
+            (
+                self._asleep,
+                self._paused,
+                self._screen,
+                self._fatal is not None,
+                turn.item.id if turn is not None else None,
+                turn.item.name if turn is not None else None,
+                self._sender.brightness,
+                self._forced_error or self._sync.error_message,
+            )
+        )
+
     def _record_fault(self, message: str) -> None:
         self._faults.append(message)
         if self.on_fault is not None:
@@ -347,6 +382,12 @@ class Player(Controls):
 
     def step(self) -> None:
         """One turn of the loop: controls, changes, then one frame sent, one band or one wait."""
+        try:
+            self._step()
+        finally:
+            self._note_changes()
+
+    def _step(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat()
         self._wake.clear()
@@ -373,6 +414,7 @@ class Player(Controls):
             if self._refresh_band(turn, now, nxt - now):
                 return
             # Long frames (stills) are slept in slices so the heartbeat keeps beating.
+            self._note_changes()  # before waiting, so a change is told at once, not after the wait
             self.clock.sleep_until(min(nxt, now + IDLE_TICK), self._wake)
             return
         end = turn.timeline.end_index
@@ -408,6 +450,7 @@ class Player(Controls):
         return self._sender.band((turn.item.id, k), lambda: turn.frames.frame(k), now, idle_s)
 
     def _idle(self, now: float) -> None:
+        self._note_changes()  # before waiting, so a change is told at once, not after the wait
         deadline = now + IDLE_TICK
         if self._night is not None:
             deadline = min(deadline, now + self._night.seconds_until_change() + 0.01)
