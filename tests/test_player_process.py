@@ -102,8 +102,11 @@ def test_controls_and_typed_errors_cross_the_boundary(device: Device) -> None:
     wait_until(lambda: player.status().current is not None, 20, "playing")
     player.show(b.id)
     wait_until(lambda: on_panel(device, b.id), 10, "b shown")
+    before = player.version
     player.pause()
     assert player.status().state == "paused"
+    # The status counter other faces (MQTT) wait on moves, read from shared memory.
+    assert player.wait_for_change(before, 5.0) != before
     player.resume()
     player.next()
     wait_until(lambda: on_panel(device, a.id), 10, "next: a")
