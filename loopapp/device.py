@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from libloop.media.importer import ImportOptions, ImportResult
     from libloop.media.jobs import Imported, ImportQueue
     from libloop.player import Player
-    from libloop.player.host import PlayerProcess
+    from libloop.player.process import PlayerProcess
     from loopapp.integrations.hass import DeviceInfo
     from loopapp.integrations.mdns import MdnsAdvertiser
     from loopapp.integrations.mqtt import MqttBridge
@@ -516,7 +516,7 @@ class Device:
 
     def _start_player_process(self) -> PlayerProcess:
         """Start the player process (it builds the hardware, display and player) and wait for it."""
-        from libloop.player.host import PlayerProcess
+        from libloop.player.process import PlayerProcess
         from loopapp.player_host import PlayerHostArgs, framebuffer_view, host_spec
 
         args = PlayerHostArgs(
