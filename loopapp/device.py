@@ -666,9 +666,12 @@ class Device:
     def display_image(self) -> Image.Image:
         """What the panel shows now, as a person sees it (read from the player process's
         shared framebuffer, or from the panel model or display shadow in this process)."""
-        image = self.panel_view.snapshot(self.rotation) if self.panel_view is not None else None
+        rotation = getattr(self.panel_view, "rotation", None)  # the player process's, if it says
+        if not isinstance(rotation, Rotation):
+            rotation = self.rotation
+        image = self.panel_view.snapshot(rotation) if self.panel_view is not None else None
         if image is None and self.display is not None:
-            image = self.display.shadow_image(self.rotation)
+            image = self.display.shadow_image(rotation)
         if image is None:
             raise HardwareError("The panel's content is not available because the display is not open.")
         result: Image.Image = image

@@ -138,8 +138,14 @@ def build_player(ctx: HostContext) -> Hosted:
         publisher=fb,
         on_version=fb.set_status,
     )
+    # What readers need besides the pixels: the glass's state (sim) or the shadow's, and the
+    # rotation content is drawn at (it changes at run time with the settings).
     state: Callable[[], tuple[int, ...]]
-    state = hw.panel.glass_state if args.kind == "sim" else display.shadow_state
+    if args.kind == "sim":
+        panel = hw.panel
+        state = lambda: (*panel.glass_state(), int(display.rotation))  # noqa: E731
+    else:
+        state = display.shadow_state
 
     def probe() -> str:
         return probe_display(display)
@@ -234,6 +240,17 @@ class FramebufferView:
     def version(self) -> int:
         """Changes whenever the panel shows something new."""
         return self.framebuffer.sequence
+
+    @property
+    def rotation(self) -> Rotation | None:
+        """The rotation the player process draws at, as last published (None: not yet)."""
+        from sim.panel import GLASS_STATE_WORDS
+
+        state = self.framebuffer.state_words()
+        index = GLASS_STATE_WORDS if self.kind == "sim" else 0
+        if len(state) <= index or state[index] not in (0, 90, 180, 270) or self.framebuffer.sequence == 0:
+            return None
+        return Rotation(state[index])
 
     def glass(self, rotation: Rotation = Rotation.R0) -> Any:
         """The light of every glass pixel, ``(h, w, 3)`` uint8, as a person sees it (read-only)."""

@@ -15,13 +15,17 @@ import random
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from libloop.color import rgb888_to_rgb565
 from libloop.errors import ItemNotFound
+from libloop.index import NewItem
+from libloop.media.framefile import FrameFileWriter
 from libloop.player.framebuffer import SharedFramebuffer
 from libloop.player.host import apply_realtime
 from loopapp.config import load_config
@@ -45,8 +49,10 @@ FAST_LADDER = {
 GREEN, BLUE = (0, 255, 0), (0, 0, 255)
 
 
-def make_device(tmp_path: Path, **options: Any) -> Device:
+def make_device(tmp_path: Path, rotation: int = 0, **options: Any) -> Device:
     config = load_config(None, data_dir=tmp_path / "data")
+    if rotation:
+        config = replace(config, display=replace(config.display, rotation=rotation))
     device = Device(
         config,
         sim_hardware(config),
@@ -93,6 +99,28 @@ def test_the_player_runs_in_its_own_process_and_the_panel_is_read_from_shared_me
     isolation = device.health()["isolation"]
     assert isolation["mode"] == "process" and isolation["pid"] == process.pid
     assert isolation["scheduling"]["policy"] in ("fifo", "other")
+
+
+def test_a_landscape_panel_is_read_back_upright(tmp_path: Path) -> None:
+    device = make_device(tmp_path, rotation=90)
+    try:
+        # A landscape item: green on the left half, blue on the right, as the person sees it.
+        rgb = np.zeros((240, 320, 3), dtype=np.uint8)
+        rgb[:, :160] = GREEN
+        rgb[:, 160:] = BLUE
+        path = device.library.staging_path()
+        with FrameFileWriter(path, 320, 240) as writer:
+            writer.add_frame(rgb888_to_rgb565(rgb), 1000)
+            writer.commit()
+        item = device.library.add(path, NewItem("wide", "image", 1, 1000, 320, 240, "wide.png", "wide"))
+        wait_until(lambda: on_panel(device, item.id), 20, "the landscape item on the panel")
+        image = device.display_image()
+        assert image.size == (320, 240)
+        left: Any = image.getpixel((40, 120))
+        right: Any = image.getpixel((280, 120))
+        assert tuple(left) == GREEN and tuple(right) == BLUE
+    finally:
+        device.stop()
 
 
 def test_controls_and_typed_errors_cross_the_boundary(device: Device) -> None:

@@ -172,6 +172,10 @@ class SharedFramebuffer:
     def heartbeat(self) -> int:
         return int(self._words[_BEAT])
 
+    def state_words(self) -> tuple[int, ...]:
+        """The state words as they are now (a frame may be changing them; :meth:`read` is exact)."""
+        return tuple(int(v) for v in self._words[_STATE0:])
+
     @property
     def status(self) -> int:
         """The player's status counter, as last published."""
