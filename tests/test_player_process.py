@@ -243,8 +243,6 @@ def test_a_player_process_that_dies_is_restarted(device: Device) -> None:
 
 def test_without_real_time_scheduling_the_web_side_is_niced(tmp_path: Path) -> None:
     config = load_config(None, data_dir=tmp_path / "data")
-    from dataclasses import replace
-
     config = replace(config, player=replace(config.player, realtime_priority=0, web_nice=4))
     device = Device(
         config, sim_hardware(config), host="127.0.0.1", port=0, import_worker="inline", player_mode="process"
