@@ -493,7 +493,6 @@ class Device:
 
     def _stop_web(self) -> None:
         self._web_running = False
-        self._app.extensions["loop.live"].end_streams()  # live views would hold the stop up
         self.server.stop()
 
     def _stop_player(self) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from libloop.color import rgb888_to_rgb565
 from libloop.errors import ItemNotFound
@@ -353,3 +354,20 @@ def test_a_hung_transfer_in_the_player_process_is_ended_with_the_process(device:
     wait_until(lambda: on_panel(device, item.id), 20, "the item back on the panel")
     wait_until(lambda: centre(device) in (GREEN, BLUE), 10, "its frames in display.png")
     assert any("heartbeat" in str(f) for f in device.health()["faults"])
+
+
+def test_the_simulator_window_shows_the_player_processs_framebuffer(device: Device) -> None:
+    from sim.viewer import Viewer
+
+    viewer = Viewer(device.panel_view, headless=True, scale=1)
+    viewer.open()
+    try:
+        item = add_solid_item(device.library, "green", [GREEN, GREEN])
+        wait_until(lambda: on_panel(device, item.id), 20, "the item on the panel")
+        drawn = viewer.frames_drawn
+        wait_until(lambda: viewer.pump() and viewer.frames_drawn > drawn, 10, "the window redrawn")
+        shot = viewer.save_png(device.data_dir / "window.png")
+        pixel: Any = Image.open(shot).convert("RGB").getpixel((120, 160))
+        assert tuple(pixel) == GREEN
+    finally:
+        viewer.close()
