@@ -55,7 +55,6 @@ def import_(args: argparse.Namespace, config: Config) -> int:
 
     with contextlib.suppress(OSError):
         os.nice(10)  # stay out of the way of a device playing on this machine
-    options = import_options(config, fit=args.fit, dither=not args.no_dither)
     for path in args.files:
         if not path.is_file():
             what = "is a directory" if path.is_dir() else "does not exist"
@@ -64,6 +63,11 @@ def import_(args: argparse.Namespace, config: Config) -> int:
             raise LoopError(f"{path} cannot be read by this user; check its permissions.")
     failures = 0
     with Library(config.data_dir) as library:
+        from libloop.settings import SettingsStore
+        from loopapp.config import device_settings
+
+        live = SettingsStore(library, device_settings(config)).current()  # as the dashboard set them
+        options = import_options(config, fit=args.fit, dither=False if args.no_dither else None, settings=live)
         for path in args.files:
             with ProgressBar(path.name) as bar:
                 try:

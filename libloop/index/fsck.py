@@ -285,8 +285,8 @@ def _check_originals(
     conn = library._require()
     rows = conn.execute("SELECT * FROM items WHERE original IS NOT NULL ORDER BY position").fetchall()
     for item in (Item.from_row(r) for r in rows):
-        path = library.original_path(item)
-        if path is None or path.exists():
+        kept = library.original_path(item)
+        if kept is None or kept.exists():
             continue
         message = f"Item {item.id} ({item.name}) has lost its kept original; re-upload it to re-render it."
         fix = repair and not startup
@@ -298,7 +298,7 @@ def _check_originals(
                 )
                 library._bump(tx)
             library._notify()
-        report.problems.append(Problem(MISSING_ORIGINAL, message, item.id, str(path), repaired=fix))
+        report.problems.append(Problem(MISSING_ORIGINAL, message, item.id, str(kept), repaired=fix))
 
 
 def _check_checksums(library: Library, report: FsckReport, quarantine: Quarantine, *, repair: bool) -> None:

@@ -78,7 +78,7 @@ class FittedFrames:
         return self.inner.durations_ms
 
     def frame(self, i: int) -> memoryview:
-        return memoryview(self._fitted(i).reshape(-1).view(np.uint8))
+        return self._fitted(i).reshape(-1).view(np.uint8).data
 
     def regions(self, i: int) -> list[FittedRegion]:
         out = self._fitted(i)
@@ -92,7 +92,7 @@ class FittedFrames:
                 continue  # too small to land on a pixel of its own
             x0, y0, x1, y1 = x + int(c0), y + int(r0), x + int(c1) - 1, y + int(r1) - 1
             part = np.ascontiguousarray(out[y0 : y1 + 1, x0 : x1 + 1])
-            found.append(FittedRegion(x0, y0, x1, y1, memoryview(part.reshape(-1).view(np.uint8))))
+            found.append(FittedRegion(x0, y0, x1, y1, part.reshape(-1).view(np.uint8).data))
         return found
 
     def prefetch(self, i: int) -> None:

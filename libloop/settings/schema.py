@@ -156,8 +156,9 @@ def check(key: str, value: object, current: DeviceSettings | None = None) -> Any
 
 
 def _rotation(value: object, _: DeviceSettings) -> int:
-    if _is_number(value) and float(value) in ROTATIONS:  # type: ignore[arg-type]
-        return int(value)  # type: ignore[call-overload, no-any-return]
+    number = _number(value)
+    if number is not None and number in ROTATIONS:
+        return int(number)
     raise InvalidSetting(f"rotation must be 0, 90, 180 or 270 (degrees), not {_show(value)}.")
 
 
@@ -186,12 +187,13 @@ def _background(value: object, _: DeviceSettings) -> str:
 
 
 def _still_seconds(value: object, _: DeviceSettings) -> float:
-    if not _is_number(value) or not MIN_STILL_SECONDS <= float(value) <= MAX_STILL_SECONDS:  # type: ignore[arg-type]
+    number = _number(value)
+    if number is None or not MIN_STILL_SECONDS <= number <= MAX_STILL_SECONDS:
         raise InvalidSetting(
             f"still_seconds must be a number of seconds from {MIN_STILL_SECONDS:g} to "
             f"{MAX_STILL_SECONDS:g}, not {_show(value)}."
         )
-    return float(value)  # type: ignore[arg-type]
+    return number
 
 
 def _night(value: object, current: DeviceSettings) -> dict[str, Any] | None:
@@ -227,12 +229,13 @@ def _night(value: object, current: DeviceSettings) -> dict[str, Any] | None:
     if not wanted:
         raise InvalidSetting("night needs at least one day; use null for no night.")
     merged["days"] = [d for d in DAYS if d in wanted]
-    level = merged["brightness"]
-    if not _is_number(level) or float(level) != int(level) or not 0 <= int(level) <= 100:  # type: ignore[arg-type, call-overload]
+    level = _number(merged["brightness"])
+    if level is None or not level.is_integer() or not 0 <= level <= 100:
         raise InvalidSetting(
-            f"night brightness must be a whole number from 0 (panel off) to 100, not {_show(level)}."
+            "night brightness must be a whole number from 0 (panel off) to 100, "
+            f"not {_show(merged['brightness'])}."
         )
-    merged["brightness"] = int(level)  # type: ignore[call-overload]
+    merged["brightness"] = int(level)
     return merged
 
 
@@ -248,8 +251,11 @@ _CHECKS: dict[str, Any] = {
 }
 
 
-def _is_number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+def _number(value: object) -> float | None:
+    """``value`` as a float if it is a finite JSON number (not a boolean), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
 
 
 def _show(value: object) -> str:
@@ -297,21 +303,21 @@ def _night_text(words: str) -> object:
         return None
     if words.startswith("{"):
         try:
-            value: object = json.loads(words)
+            parsed: object = json.loads(words)
         except ValueError:
             raise InvalidSetting(f"night is not valid JSON: {words!r}.") from None
-        return value
+        return parsed
     match = _NIGHT_TEXT.fullmatch(words)
     if match is None:
         raise InvalidSetting(
             f'night must look like "22:00-07:00", "23:00-08:00 fri,sat 20%" or off, not {words!r}.'
         )
     start, end, days, level = match.groups()
-    value = {"start": start, "end": end}
+    value: dict[str, object] = {"start": start, "end": end}
     if days:
-        value["days"] = _days_text(days)  # type: ignore[assignment]
+        value["days"] = _days_text(days)
     if level is not None:
-        value["brightness"] = int(level)  # type: ignore[assignment]
+        value["brightness"] = int(level)
     return value
 
 
