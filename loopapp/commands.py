@@ -67,7 +67,9 @@ def import_(args: argparse.Namespace, config: Config) -> int:
         from loopapp.config import device_settings
 
         live = SettingsStore(library, device_settings(config)).current()  # as the dashboard set them
-        options = import_options(config, fit=args.fit, dither=False if args.no_dither else None, settings=live)
+        options = import_options(
+            config, fit=args.fit, dither=False if args.no_dither else None, settings=live
+        )
         for path in args.files:
             with ProgressBar(path.name) as bar:
                 try:

@@ -198,7 +198,9 @@ def validate(config: Config) -> Config:
         raise ConfigError(
             f'wiring.backlight_pwm must be "auto", "pwm" or "pin", not {config.wiring.backlight_pwm!r}.'
         )
-    if config.player.night and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d-([01]?\d|2[0-3]):[0-5]\d", config.player.night):
+    if config.player.night and not re.fullmatch(
+        r"([01]?\d|2[0-3]):[0-5]\d-([01]?\d|2[0-3]):[0-5]\d", config.player.night
+    ):
         raise ConfigError(f'player.night must look like "23:00-07:00", not {config.player.night!r}.')
     if not 0.5 <= config.player.still_seconds <= 86400:
         raise ConfigError(

@@ -119,7 +119,12 @@ def test_settings_survive_a_restart(tmp_path: Path) -> None:
         app = create_app(again, {"TESTING": True})
         body = app.test_client().get("/api/settings").get_json()
         assert body["rotation"] == 90 and body["shuffle"] is True
-        assert body["night"] == {"start": "23:30", "end": "07:00", "days": list(body["night"]["days"]), "brightness": 0}
+        assert body["night"] == {
+            "start": "23:30",
+            "end": "07:00",
+            "days": list(body["night"]["days"]),
+            "brightness": 0,
+        }
         assert len(body["night"]["days"]) == 7
         assert panel_png_size(app) == (320, 240)
     finally:
@@ -138,7 +143,10 @@ def test_settings_survive_a_restart(tmp_path: Path) -> None:
         ({"shuffle": 1}, "shuffle must be true or false, not 1."),
         ({"night": {"start": "25:00"}}, 'night start must be a 24-hour time "HH:MM"'),
         ({"night": {"start": "07:00"}}, "The night must start and end at different times"),
-        ({"night": {"days": ["mon", "funday"]}}, "night days are mon, tue, wed, thu, fri, sat and sun, not 'fun'."),
+        (
+            {"night": {"days": ["mon", "funday"]}},
+            "night days are mon, tue, wed, thu, fri, sat and sun, not 'fun'.",
+        ),
         ({"night": {"days": []}}, "night needs at least one day; use null for no night."),
         ({"night": {"brightness": 101}}, "night brightness must be a whole number from 0 (panel off) to 100"),
         ({"night": {"colour": 1}}, "night has no field 'colour'"),
@@ -162,7 +170,12 @@ def test_a_bad_value_is_refused_with_one_sentence_and_nothing_changes(
 
 def test_night_takes_partial_changes_and_null(app: Flask, device: SimServices) -> None:
     body = patch(app, {"night": {"start": "22:30", "end": "6:45", "days": ["sat", "fri"], "brightness": 15}})
-    assert body.get_json()["night"] == {"start": "22:30", "end": "06:45", "days": ["fri", "sat"], "brightness": 15}
+    assert body.get_json()["night"] == {
+        "start": "22:30",
+        "end": "06:45",
+        "days": ["fri", "sat"],
+        "brightness": 15,
+    }
     body = patch(app, {"night": {"brightness": 0}})
     assert body.get_json()["night"]["days"] == ["fri", "sat"] and body.get_json()["night"]["brightness"] == 0
     device.pump()
@@ -187,7 +200,11 @@ def test_items_take_fit_seconds_and_loops(app: Flask, device: SimServices) -> No
     assert top.any()  # cover fills the panel: no black bar at the top any more
     back = client.patch(url, json={"fit": None, "seconds": None}, headers=CSRF).get_json()
     assert (back["fit"], back["seconds"]) == (None, None)
-    for bad, word in (({"fit": "zoom"}, "'fit'"), ({"seconds": 0.1}, "'seconds'"), ({"seconds": "5"}, "'seconds'")):
+    for bad, word in (
+        ({"fit": "zoom"}, "'fit'"),
+        ({"seconds": 0.1}, "'seconds'"),
+        ({"seconds": "5"}, "'seconds'"),
+    ):
         answer = client.patch(url, json=bad, headers=CSRF)
         assert answer.status_code == 400 and word in answer.get_json()["error"]["message"]
 

@@ -100,7 +100,9 @@ def check_recovered(
         assert files == {i.file_name for i in items}, "an entry without its file or a file without its entry"
         kept = {p.name for p in lib.originals_dir.iterdir()}
         assert kept == {i.original for i in items if i.original}, "an original without its item or lost"
-        assert all(i.original_bytes == (lib.originals_dir / i.original).stat().st_size for i in items if i.original)
+        assert all(
+            i.original_bytes == (lib.originals_dir / i.original).stat().st_size for i in items if i.original
+        )
         assert list(lib.tmp_dir.iterdir()) == []
         assert [i.position for i in items] == list(range(len(items)))
         report = lib.fsck()

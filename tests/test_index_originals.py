@@ -173,7 +173,12 @@ def test_replace_frames_swaps_the_file_and_removes_the_old_one(lib: Library) -> 
     staged = lib.staging_path()
     make_frame_file(staged, 9, frames=3, width=6, height=8)
     new = lib.replace_frames(
-        item.id, staged, frames=3, duration_ms=120, render={"width": 6, "height": 8}, expect_file=item.file_name
+        item.id,
+        staged,
+        frames=3,
+        duration_ms=120,
+        render={"width": 6, "height": 8},
+        expect_file=item.file_name,
     )
     assert new.file_name != item.file_name and new.file_name.startswith(item.id)
     assert not old.exists() and lib.frame_path(new).exists()
@@ -238,5 +243,11 @@ def test_a_version_3_database_is_migrated_with_no_originals(tmp_path: Path) -> N
     make_frame_file(data / "frames" / "old.loop", 1)
     with Library(data) as lib:
         (item,) = lib.items()
-        assert (item.original, item.original_bytes, item.render, item.fit, item.seconds) == (None, 0, None, None, None)
+        assert (item.original, item.original_bytes, item.render, item.fit, item.seconds) == (
+            None,
+            0,
+            None,
+            None,
+            None,
+        )
         assert schema.version(lib._require()) == schema.SCHEMA_VERSION

@@ -157,7 +157,9 @@ def test_days_are_the_evenings_a_night_begins_on() -> None:
     assert night.is_night(friday + dt.timedelta(days=2, hours=8))  # Sunday 08:00
     assert not night.is_night(friday + dt.timedelta(days=2, hours=23))  # Sunday 23:00
     # From Sunday 09:00 the next change is Friday 23:00.
-    assert night.next_change(friday + dt.timedelta(days=2, hours=9)) == friday + dt.timedelta(days=7, hours=23)
+    assert night.next_change(friday + dt.timedelta(days=2, hours=9)) == friday + dt.timedelta(
+        days=7, hours=23
+    )
 
 
 def test_dimming_and_the_status_shape() -> None:

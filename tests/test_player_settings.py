@@ -8,6 +8,7 @@ picked up at the item's next turn; stills stay on for ``still_seconds`` or their
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from libloop.index import Item
 from libloop.media.framefile import FrameFileWriter
 from libloop.player.night import NightSchedule
 from libloop.player.ports import PlaySettings
-from tests.test_player_core import H, W, Rig, solid, square_frames
+from tests.test_player_core import H, Rig, W, solid, square_frames
 
 UTC = dt.UTC
 
@@ -72,7 +73,9 @@ def test_a_new_rotation_turns_the_panel_at_once_and_old_files_play_fitted(rig: R
     glass = np.asarray(rig.wiring.snapshot(Rotation.R90).convert("RGB"))
     assert glass.shape == (240, 320, 3)
     # The portrait frames (240x320) fitted into the landscape panel: 180x240 in the middle.
-    assert glass[120, 160, 1] > 50 and tuple(glass[120, 20]) == (0, 0, 0) and tuple(glass[120, 300]) == (0, 0, 0)
+    assert (
+        glass[120, 160, 1] > 50 and tuple(glass[120, 20]) == (0, 0, 0) and tuple(glass[120, 300]) == (0, 0, 0)
+    )
     assert rig.player.status().current == item.id and not rig.player.status().faults
 
 
@@ -150,7 +153,7 @@ def test_shuffle_plays_every_item_once_a_round(rig: Rig, live: Live) -> None:
     assert all(sorted(r) == ids for r in rounds[1:])  # the first round began mid-way (with item 0)
     assert sorted(played[:5]) == ids
     assert played != [i.id for i in items] * 3  # not the play order
-    assert all(a != b for a, b in zip(played, played[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(played))
     live.set(rig, shuffle=False)
     p.next()
     p.step()

@@ -317,7 +317,9 @@ def _patch_fields(body: dict[str, Any]) -> dict[str, Any]:
         fit = body["fit"]
         if fit is not None and fit not in ("contain", "cover", "stretch"):
             raise ApiError(
-                400, "invalid_request", "'fit' must be contain, cover, stretch or null (the device's setting)."
+                400,
+                "invalid_request",
+                "'fit' must be contain, cover, stretch or null (the device's setting).",
             )
         fields["fit"] = fit
     if "seconds" in body:

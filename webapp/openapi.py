@@ -188,8 +188,16 @@ _SCHEMAS: dict[str, Schema] = {
     "Settings": {
         "type": "object",
         "required": [
-            "rotation", "fit", "dither", "background", "still_seconds", "shuffle", "night",
-            "orientation_asked", "panel", "rerender",
+            "rotation",
+            "fit",
+            "dither",
+            "background",
+            "still_seconds",
+            "shuffle",
+            "night",
+            "orientation_asked",
+            "panel",
+            "rerender",
         ],
         "properties": {
             "rotation": {"type": "integer", "enum": [0, 90, 180, 270]},
@@ -250,7 +258,10 @@ _SCHEMAS: dict[str, Schema] = {
                     "days": {
                         "type": "array",
                         "minItems": 1,
-                        "items": {"type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
+                        "items": {
+                            "type": "string",
+                            "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                        },
                     },
                     "brightness": {"type": "integer", "minimum": 0, "maximum": 100},
                 },

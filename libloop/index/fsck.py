@@ -171,7 +171,9 @@ def _check_database(conn: sqlite3.Connection, report: FsckReport, *, quick: bool
 
 def _check_pending(library: Library, report: FsckReport, *, repair: bool, alone: bool) -> None:
     rows = (
-        library._require().execute("SELECT op, item_id, file_name, original FROM pending ORDER BY seq").fetchall()
+        library._require()
+        .execute("SELECT op, item_id, file_name, original FROM pending ORDER BY seq")
+        .fetchall()
     )
     for op, item_id, file_name, original in rows:
         if op == "unlink":

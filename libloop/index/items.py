@@ -10,7 +10,7 @@ import re
 import secrets
 import sqlite3
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from libloop.errors import InvalidChange
@@ -102,7 +102,7 @@ class Item:
     seconds: float | None = None
     original: str | None = None
     original_bytes: int = 0
-    render: dict[str, Any] | None = field(default=None, hash=False)
+    render: dict[str, Any] | None = dataclasses.field(default=None, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The item as JSON: the HTTP API's item shape plus the extra fields."""
@@ -205,7 +205,9 @@ def check_fit(value: object) -> str | None:
     """An item's own fit: contain, cover or stretch, or None for the device's setting."""
     if value is None or (isinstance(value, str) and value in FITS):
         return value
-    raise InvalidChange(f"An item's fit must be contain, cover, stretch or null (the device's), not {value!r}.")
+    raise InvalidChange(
+        f"An item's fit must be contain, cover, stretch or null (the device's), not {value!r}."
+    )
 
 
 def check_seconds(value: object) -> float | None:

@@ -110,5 +110,7 @@ def _kept(folder: Path) -> Iterable[str]:
     if not folder.is_dir():
         return []
     return sorted(
-        e.name for e in os.scandir(folder) if e.is_file(follow_symlinks=False) and ORIGINAL_NAME.fullmatch(e.name)
+        e.name
+        for e in os.scandir(folder)
+        if e.is_file(follow_symlinks=False) and ORIGINAL_NAME.fullmatch(e.name)
     )

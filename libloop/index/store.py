@@ -398,7 +398,11 @@ class Library:
         expect_file: str | None,
     ) -> Item:
         for value, what in ((frames, "frames"), (duration_ms, "duration_ms")):
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if what == "frames" else 0):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < (1 if what == "frames" else 0)
+            ):
                 raise InvalidChange(f"A re-rendered item's {what} must be a whole number, not {value!r}.")
         size = frame_file.stat().st_size
         file_name = f"{item_id}-{secrets.token_hex(4)}.loop"
@@ -422,14 +426,17 @@ class Library:
                 if row is None:
                     raise ItemNotFound(item_id)
                 if expect_file is not None and row[0] != expect_file:
-                    raise InvalidChange(f"Item {item_id} changed while it was re-rendered; it is re-rendered again.")
+                    raise InvalidChange(
+                        f"Item {item_id} changed while it was re-rendered; it is re-rendered again."
+                    )
                 old_name = str(row[0])
                 conn.execute(
                     "UPDATE items SET file_name = ?, size_bytes = ?, frames = ?, duration_ms = ?, render = ? WHERE id = ?",
                     (file_name, size, frames, duration_ms, render_text, item_id),
                 )
                 conn.execute(
-                    "INSERT INTO pending (op, item_id, file_name) VALUES ('unlink', ?, ?)", (item_id, old_name)
+                    "INSERT INTO pending (op, item_id, file_name) VALUES ('unlink', ?, ?)",
+                    (item_id, old_name),
                 )
                 conn.execute("DELETE FROM pending WHERE op = 'add' AND file_name = ?", (file_name,))
                 self._bump(conn)
@@ -504,8 +511,8 @@ class Library:
         enabled: bool | None = None,
         loops: int | None = None,
         min_seconds: float | None = None,
-        fit: str | None | Unset = UNSET,
-        seconds: float | None | Unset = UNSET,
+        fit: str | Unset | None = UNSET,
+        seconds: float | Unset | None = UNSET,
     ) -> Item:
         """Change an item's name or play settings; None leaves a field as it is.
 

@@ -42,9 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from libloop.index import durable
-
 from libloop.errors import ImportQueueClosed, ImportWorkerError, JobNotFound, LoopError
+from libloop.index import durable
 from libloop.index.items import MAX_NAME, Item, NewItem
 from libloop.media.importer import ImportOptions, ImportResult, content_hash, import_media
 from libloop.media.limits import Limits

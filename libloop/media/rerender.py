@@ -250,7 +250,9 @@ class Rerenderer:
                     leftover.unlink()
         return "done"
 
-    def _convert(self, item_id: str, src: Path, dest: Path, options: ImportOptions, name: str) -> ImportResult:
+    def _convert(
+        self, item_id: str, src: Path, dest: Path, options: ImportOptions, name: str
+    ) -> ImportResult:
         def report(p: float) -> None:
             with self._lock:
                 if self._current is not None and self._current[0] == item_id:
@@ -335,9 +337,13 @@ def _child_main(conn: Any) -> None:
             return
         src, dest, options, name = task
         try:
-            result = import_media(Path(src), Path(dest), options, lambda p: conn.send(("progress", p)), name=name)
+            result = import_media(
+                Path(src), Path(dest), options, lambda p: conn.send(("progress", p)), name=name
+            )
             conn.send(("ok", dataclasses.asdict(result)))
         except LoopError as exc:
             conn.send(("error", exc.code, str(exc)))
         except Exception as exc:  # a bug: report it, and carry on with the next file
-            conn.send(("error", "import_failed", f"Re-rendering {name} failed unexpectedly ({type(exc).__name__})."))
+            conn.send(
+                ("error", "import_failed", f"Re-rendering {name} failed unexpectedly ({type(exc).__name__}).")
+            )

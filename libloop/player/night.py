@@ -166,7 +166,11 @@ class NightSchedule:
         local = t.astimezone(self.tz).date()
         night = self.is_night(t)
         edges = sorted(
-            {e for pair in self._nights(local - dt.timedelta(days=2), local + dt.timedelta(days=8)) for e in pair}
+            {
+                e
+                for pair in self._nights(local - dt.timedelta(days=2), local + dt.timedelta(days=8))
+                for e in pair
+            }
         )
         for edge in edges:
             if edge > t and self.is_night(edge) != night:

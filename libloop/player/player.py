@@ -65,8 +65,8 @@ from libloop.player.ports import (
 )
 from libloop.player.refit import FittedFrames
 from libloop.player.schedule import Timeline, catch_up_rects, turn_plan
-from libloop.player.shuffle import ShuffleRounds
 from libloop.player.screens import empty_screen, error_screen
+from libloop.player.shuffle import ShuffleRounds
 from libloop.player.stats import PlayerStats, StatsSnapshot
 
 __all__ = ["Player", "PlayerStatus", "evict_and_delete"]
@@ -180,7 +180,9 @@ class Player:
         self._index = -1  # position of the current turn's item in the playlist
         self._turn: _Turn | None = None
         self._next: tuple[str, Frames, Path] | None = None  # the next item, opened ahead
-        self._last: tuple[str, Frames, Path | None] | None = None  # the previous turn's, until the next starts
+        self._last: tuple[str, Frames, Path | None] | None = (
+            None  # the previous turn's, until the next starts
+        )
         self._last_full = float("-inf")
         self._errors_in_row = 0
         self._paused = False
@@ -456,7 +458,9 @@ class Player:
         if self._asleep:
             self._idle(now)
             return
-        if self._forced_error is not None or (self._turn is None and not self._begin_turn(self._following(), now)):
+        if self._forced_error is not None or (
+            self._turn is None and not self._begin_turn(self._following(), now)
+        ):
             self._show_screen_or_idle(now)
             return
         turn = self._turn

@@ -17,11 +17,11 @@ from libloop.player.stats import StatsSnapshot
 
 __all__ = [
     "DeletingLibrary",
-    "PlaySettings",
     "Frames",
     "PlayDisplay",
     "PlayItem",
     "PlayLibrary",
+    "PlaySettings",
     "PlayerStatus",
     "open_frame_file",
 ]

@@ -82,7 +82,7 @@ class FittedFrames:
 
     def regions(self, i: int) -> list[FittedRegion]:
         out = self._fitted(i)
-        x, y, bw, bh = self._box
+        x, y, _bw, _bh = self._box
         found: list[FittedRegion] = []
         for r in self.inner.regions(i):
             # The output columns and rows whose source pixel lies in the region.

@@ -83,7 +83,11 @@ class LiveSettings:
         self._cached: tuple[int, DeviceSettings] | None = None
 
     def attach(
-        self, *, player: _Player | None = None, imports: _Imports | None = None, rerender: _Rerender | None = None
+        self,
+        *,
+        player: _Player | None = None,
+        imports: _Imports | None = None,
+        rerender: _Rerender | None = None,
     ) -> None:
         """Name the parts that follow the settings (each optional)."""
         if player is not None:

@@ -183,7 +183,9 @@ def _flag(key: str) -> Any:
 def _background(value: object, _: DeviceSettings) -> str:
     if isinstance(value, str) and _COLOUR.fullmatch(value):
         return value.lower()
-    raise InvalidSetting(f'background must be a colour written "#rrggbb", such as "#000000", not {_show(value)}.')
+    raise InvalidSetting(
+        f'background must be a colour written "#rrggbb", such as "#000000", not {_show(value)}.'
+    )
 
 
 def _still_seconds(value: object, _: DeviceSettings) -> float:
@@ -215,12 +217,18 @@ def _night(value: object, current: DeviceSettings) -> dict[str, Any] | None:
         text = merged[edge]
         match = _HHMM.fullmatch(text) if isinstance(text, str) else None
         if match is None:
-            raise InvalidSetting(f'night {edge} must be a 24-hour time "HH:MM", such as "22:30", not {_show(text)}.')
+            raise InvalidSetting(
+                f'night {edge} must be a 24-hour time "HH:MM", such as "22:30", not {_show(text)}.'
+            )
         merged[edge] = f"{int(match[1]):02d}:{match[2]}"
     if merged["start"] == merged["end"]:
         raise InvalidSetting("The night must start and end at different times; use null for no night.")
     days = merged["days"]
-    if isinstance(days, str) or not isinstance(days, list | tuple) or not all(isinstance(d, str) for d in days):
+    if (
+        isinstance(days, str)
+        or not isinstance(days, list | tuple)
+        or not all(isinstance(d, str) for d in days)
+    ):
         raise InvalidSetting(f'night days must be a list of days such as ["mon", "tue"], not {_show(days)}.')
     wanted = {d.strip().lower()[:3] for d in days}
     strange = sorted(wanted - set(DAYS))
