@@ -259,6 +259,48 @@ def password(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def settings(args: argparse.Namespace, config: Config) -> int:
+    """``loop settings [KEY [VALUE]] [--json]``: through the running device, else the index."""
+    from libloop.errors import InvalidSetting
+    from libloop.settings import KEYS, SettingsStore, parse_text
+    from libloop.settings.schema import format_value
+    from loopapp.config import device_settings
+    from loopapp.device import settings_via_running_device
+
+    if args.key is not None and args.key not in KEYS:
+        raise InvalidSetting(f"There is no setting called {args.key!r}; the settings are {', '.join(KEYS)}.")
+    with _library(config) as library:
+        store = SettingsStore(library, device_settings(config))  # type: ignore[arg-type]
+        current = store.current()
+        changes = None
+        if args.value is not None:
+            changes = {args.key: parse_text(args.key, args.value, current)}
+        body = settings_via_running_device(config, changes)
+        note = ""
+        if body is None:
+            if changes is not None:
+                current = store.patch(changes)
+                if any(k in changes for k in ("rotation", "fit", "dither", "background")):
+                    note = "the library is re-rendered when the device next starts"
+            body = current.to_dict()
+    if args.json:
+        json.dump(body if args.key is None else {args.key: body[args.key]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for key in KEYS if args.key is None else (args.key,):
+        print(f"{key} = {format_value(key, body[key])}")
+    progress = body.get("rerender") or {}
+    if progress.get("running"):
+        print(f"re-rendering: {progress.get('done', 0)} of {progress.get('total', 0)} items done")
+    for item in progress.get("needs_upload", []) if args.key is None else []:
+        print(
+            f"note: {item['name']} ({item['id']}) was imported before originals were kept; re-upload it to re-render it"
+        )
+    if note:
+        print(f"note: {note}")
+    return 0
+
+
 def token(args: argparse.Namespace, config: Config) -> int:
     from loopapp.tokens import run_token_command
 
@@ -276,6 +318,7 @@ __all__ = [
     "password",
     "rm",
     "run",
+    "settings",
     "sim",
     "token",
 ]

@@ -564,6 +564,27 @@ def delete_via_running_device(config: Config, item_id: str) -> bool:
         return False  # stale state file: the device is not answering
 
 
+def settings_via_running_device(
+    config: Config, changes: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The running device's settings (after ``changes``, when given); None if no device runs."""
+    device = running_device(config)
+    if device is None:
+        return None
+    request = _request(device, "GET" if changes is None else "PATCH", "/api/settings")
+    if changes is not None:
+        request.data = json.dumps(dict(changes)).encode()
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+    except urllib.error.HTTPError as exc:
+        raise LoopError(_api_message(exc)) from None
+    except (OSError, ValueError):
+        return None  # stale state file: the device is not answering
+
+
 def _api_message(exc: urllib.error.HTTPError) -> str:
     try:
         message = json.loads(exc.read())["error"]["message"]

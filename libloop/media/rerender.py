@@ -191,24 +191,25 @@ class Rerenderer:
                 return
             item_id = self._pending.pop(0)
             self._current = (item_id, 0.0)
+        outcome = "failed:The re-render stopped unexpectedly."
         try:
             outcome = self._render(item_id)
         finally:
+            # One step: the item leaves "current" and is counted, so progress never skips it.
             with self._lock:
                 self._current = None
+                if outcome == "done":
+                    self._finished.add(item_id)
+                elif outcome == "again" and item_id not in self._pending:
+                    self._pending.append(item_id)
+                elif outcome.startswith("failed:"):
+                    self._failed[item_id] = outcome.removeprefix("failed:")
                 idle_child = self._child if not self._pending else None
                 if idle_child is not None:
                     self._child = None
+                self._idle.notify_all()
             if idle_child is not None:
                 idle_child.close()  # the pass is over: give the worker's memory back
-        with self._lock:
-            if outcome == "done":
-                self._finished.add(item_id)
-            elif outcome == "again" and item_id not in self._pending:
-                self._pending.append(item_id)
-            elif outcome.startswith("failed:"):
-                self._failed[item_id] = outcome.removeprefix("failed:")
-            self._idle.notify_all()
         if self.on_change is not None:
             self.on_change()
 

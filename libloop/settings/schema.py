@@ -18,6 +18,7 @@ JSON-shaped (what ``GET /api/settings`` answers):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -296,10 +297,9 @@ def parse_text(key: str, text: str, current: DeviceSettings | None = None) -> An
             return check(key, False)
         return check(key, words)
     if key in ("rotation", "still_seconds"):
-        try:
-            number: object = float(words)
-        except ValueError:
-            number = words
+        number: object = words
+        with contextlib.suppress(ValueError):
+            number = int(words) if re.fullmatch(r"[+-]?\d+", words) else float(words)
         return check(key, number)
     if key == "night":
         return check(key, _night_text(words), current)
