@@ -21,7 +21,7 @@ SETTINGS_KEYS = {"rotation", "fit", "dither", "background", "still_seconds", "sh
 
 @pytest.fixture
 def device(tmp_path: Path) -> Iterator[SimServices]:
-    svc = SimServices(tmp_path / "data")
+    svc = SimServices(tmp_path / "data", defaults=DeviceSettings())  # a fresh device
     try:
         yield svc
     finally:

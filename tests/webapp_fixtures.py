@@ -57,8 +57,11 @@ class SimServices:
         self.threaded = threaded
         self.library = Library(data_dir).open()
         self._imports: Any = None
-        # The live settings and the background re-render, composed as loopapp.device does.
-        self.settings = LiveSettings(self.library, defaults)
+        # The live settings and the background re-render, composed as loopapp.device does. Unless
+        # ``defaults`` says otherwise, a device whose first-run question was answered.
+        self.settings = LiveSettings(
+            self.library, defaults if defaults is not None else DeviceSettings(orientation_asked=True)
+        )
         self.rerender = Rerenderer(
             self.library, self.settings.wanted, worker="inline", on_change=lambda: self.imports.poke()
         )
