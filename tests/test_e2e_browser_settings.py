@@ -31,7 +31,9 @@ from webapp.server import WebServer
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium"
+    ),
 ]
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "has_touch": True}
@@ -150,7 +152,9 @@ def test_the_settings_panel_and_an_items_play_settings(served: tuple[SimServices
     page.goto(url)
     page.set_input_files(
         "#file-input",
-        files=[{"name": "wide.gif", "mimeType": "image/gif", "buffer": gif_bytes([(0, 200, 0)], size=(96, 40))}],
+        files=[
+            {"name": "wide.gif", "mimeType": "image/gif", "buffer": gif_bytes([(0, 200, 0)], size=(96, 40))}
+        ],
     )
     page.wait_for_selector("#grid .card >> text=wide")
     page.click("summary >> text=Display settings")
@@ -168,14 +172,19 @@ def test_the_settings_panel_and_an_items_play_settings(served: tuple[SimServices
     page.wait_for_selector("#night-fields:not([hidden])")
     page.fill("input[name=night_start]", "23:00")
     page.press("input[name=night_start]", "Tab")
-    wait_for(lambda: (n := device.settings.current().night) is not None and n.start == "23:00", "the night start")
+    wait_for(
+        lambda: (n := device.settings.current().night) is not None and n.start == "23:00", "the night start"
+    )
     for day in ("mon", "tue", "wed", "thu", "sun"):
         page.uncheck(f"input[name=night_day][value={day}]", force=True)
     wait_for(
-        lambda: (n := device.settings.current().night) is not None and n.days == ("fri", "sat"), "the night days"
+        lambda: (n := device.settings.current().night) is not None and n.days == ("fri", "sat"),
+        "the night days",
     )
     page.locator("input[name=night_brightness]").fill("20")
-    wait_for(lambda: (n := device.settings.current().night) is not None and n.brightness == 20, "the dim level")
+    wait_for(
+        lambda: (n := device.settings.current().night) is not None and n.brightness == 20, "the dim level"
+    )
     assert page.text_content("#night-brightness-value") == "20%"
     shot(page, "settings-3-panel")
 
@@ -183,7 +192,9 @@ def test_the_settings_panel_and_an_items_play_settings(served: tuple[SimServices
     page.fill("input[name=still_seconds]", "0.1")
     page.press("input[name=still_seconds]", "Tab")
     page.wait_for_selector("#banner:not([hidden])")
-    assert "still_seconds must be a number of seconds from 0.5 to 86400" in (page.text_content("#banner-text") or "")
+    assert "still_seconds must be a number of seconds from 0.5 to 86400" in (
+        page.text_content("#banner-text") or ""
+    )
     page.wait_for_function("() => document.querySelector('input[name=still_seconds]').value === '4'")
 
     # An item's own play settings, from its menu.

@@ -378,8 +378,9 @@ class Library:
         """
         frame_file = Path(frame_file)
         try:
-            with self._lock:
-                return self._replace(frame_file, item_id, frames, duration_ms, render, expect_file)
+            # Not under the lock as a whole: readers (the player, each frame) must not wait for
+            # the new file's fsync; each transaction takes the lock, and checks what it relies on.
+            return self._replace(frame_file, item_id, frames, duration_ms, render, expect_file)
         except BaseException:
             with contextlib.suppress(OSError):
                 durable.unlink(frame_file)
