@@ -106,6 +106,8 @@ class Library:
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None  # plain reads (see _open_reader)
+        self._read_lock = threading.Lock()
         self._lock_fd: int | None = None
         self._waiters: set[threading.Event] = set()
         self._waiters_lock = threading.Lock()
@@ -138,6 +140,7 @@ class Library:
                     conn.execute("PRAGMA synchronous=FULL")
                     schema.migrate(conn)
                 self.recovery_report = fsck.run(self, repair=True, checksums=False, startup=True)
+                self._open_reader()
             except BaseException:
                 self._release()
                 raise
@@ -151,7 +154,27 @@ class Library:
             self._release()
         self._notify()
 
+    def _open_reader(self) -> None:
+        """A second connection for plain reads, so that a reader never waits for a writer.
+
+        A write holds the connection's lock through its durable commit (an fsync, long on an SD
+        card); the player checks ``generation`` every frame. In WAL mode a read on another
+        connection sees every committed change and never waits for the write in progress.
+        """
+        with durable.translate_errors("opening the library"):
+            reader = sqlite3.connect(
+                self.db_path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        reader.row_factory = sqlite3.Row
+        reader.execute("PRAGMA query_only = 1")
+        with self._read_lock:
+            self._reader = reader
+
     def _release(self) -> None:
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -607,6 +630,11 @@ class Library:
         return self._conn
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._read_lock:
+            reader = self._reader
+            if reader is not None:
+                with durable.translate_errors("reading the library"):
+                    return reader.execute(sql, params).fetchall()
         with self._lock, durable.translate_errors("reading the library"):
             return self._require().execute(sql, params).fetchall()
 

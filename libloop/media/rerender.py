@@ -325,6 +325,19 @@ class _RenderChild:
         self._conn.close()
 
 
+class _Throttled:
+    """Progress for the parent in steps of a tenth: each message wakes a thread in the player's process."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.last = -1.0
+
+    def __call__(self, progress: float) -> None:
+        if progress - self.last >= 0.1:
+            self.last = progress
+            self.conn.send(("progress", progress))
+
+
 def _child_main(conn: Any) -> None:
     """The worker's body: lower priority, then convert each file it is sent until told to stop."""
     with contextlib.suppress(OSError):
@@ -338,9 +351,7 @@ def _child_main(conn: Any) -> None:
             return
         src, dest, options, name = task
         try:
-            result = import_media(
-                Path(src), Path(dest), options, lambda p: conn.send(("progress", p)), name=name
-            )
+            result = import_media(Path(src), Path(dest), options, _Throttled(conn), name=name)
             conn.send(("ok", dataclasses.asdict(result)))
         except LoopError as exc:
             conn.send(("error", exc.code, str(exc)))
