@@ -80,6 +80,13 @@ def import_(args: argparse.Namespace, config: Config) -> int:
                     failures += 1
                     continue
             item = done.item
+            if not done.existing and (args.fit or args.no_dither):
+                # The item's own settings, so a later re-render (a new rotation) keeps them.
+                from libloop.index.store import UNSET
+
+                item = library.update(
+                    item.id, fit=args.fit or UNSET, dither=False if args.no_dither else UNSET
+                )
             note = " (already in the library)" if done.existing else ""
             print(f"{item.id}  {item.name}  {item.kind}, {plural(item.frames, 'frame')}{note}")
             if done.warning:

@@ -233,3 +233,49 @@ def test_a_change_back_before_the_re_render_leaves_nothing_to_do(app: Flask, dev
     body = patch(app, {"rotation": 0}).get_json()
     assert body["rerender"]["total"] == 0 and body["rerender"]["running"] is False
     assert frame_sizes(device) == [(240, 320)]
+
+
+def test_uploading_an_old_item_again_gives_it_its_original_and_re_renders_it(
+    app: Flask, device: SimServices
+) -> None:
+    import hashlib
+
+    from libloop.index import NewItem
+    from libloop.media.importer import ImportOptions, import_media
+
+    content = gif_bytes([(250, 120, 0)], size=(64, 64))
+    src = device.data_dir / "old.gif"
+    src.write_bytes(content)
+    staged = device.library.staging_path()
+    result = import_media(src, staged, ImportOptions())
+    old = device.library.add(  # as imported before originals were kept
+        staged,
+        NewItem(
+            "old",
+            "image",
+            result.frames,
+            result.duration_ms,
+            64,
+            64,
+            "old.gif",
+            hashlib.sha256(content).hexdigest(),
+        ),
+    )
+    patch(app, {"rotation": 90})
+    assert device.rerender.wait_idle(30)
+    assert device.settings.item_state(old.id) == "needs_upload"
+    job = upload(app, "old again.gif", content)
+    assert job["id"] == old.id and job["original"] is True
+    assert device.rerender.wait_idle(30)
+    assert device.settings.item_state(old.id) is None
+    assert frame_sizes(device) == [(320, 240)]
+
+
+def test_an_upload_converted_for_old_settings_is_rendered_again(app: Flask, device: SimServices) -> None:
+    from libloop.media.importer import ImportOptions
+
+    patch(app, {"rotation": 90})
+    device.imports.options = ImportOptions()  # as if the upload began before the change
+    upload(app, "late.gif", gif_bytes([(0, 90, 250)]))
+    assert device.rerender.wait_idle(30)
+    assert frame_sizes(device) == [(320, 240)]

@@ -129,3 +129,18 @@ def test_settings_through_a_running_device_apply_at_once_and_survive_a_restart(
     finally:
         code, err = again.stop()
     assert code == 0, err
+
+
+def test_loop_import_fit_and_no_dither_are_the_items_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    picture = tmp_path / "wide.gif"
+    picture.write_bytes(solid_gif([(0, 120, 255)], size=(90, 30)))
+    assert run(capsys, "import", str(picture), "--fit", "cover", "--no-dither", "--data", str(data))[0] == 0
+    with Library(data) as library:
+        (item,) = library.items()
+        assert (item.fit, item.dither) == ("cover", False)
+        assert item.render is not None and (item.render["fit"], item.render["dither"]) == ("cover", False)
+        assert item.original is not None  # a copy: the person's file stays
+    assert picture.exists()

@@ -251,3 +251,29 @@ def test_a_version_3_database_is_migrated_with_no_originals(tmp_path: Path) -> N
             None,
         )
         assert schema.version(lib._require()) == schema.SCHEMA_VERSION
+
+
+def test_an_item_without_an_original_adopts_one(lib: Library) -> None:
+    content = b"uploaded long ago" * 10
+    staged = lib.staging_path()
+    old = lib.add(staged, make_frame_file(staged, 3, content_hash=hashlib.sha256(content).hexdigest()))
+    assert old.original is None
+    gen = lib.generation
+    copy = lib.staging_path(".original")
+    copy.write_bytes(content)
+    adopted = lib.adopt_original(old.id, copy)
+    assert adopted.original == old.content_hash and adopted.original_bytes == len(content)
+    assert (lib.originals_dir / old.content_hash).read_bytes() == content
+    assert lib.generation > gen and not copy.exists()
+    again = lib.staging_path(".original")
+    again.write_bytes(content)
+    assert lib.adopt_original(old.id, again) == lib.get(old.id)  # has one: nothing changes
+    assert not again.exists()
+    assert lib.fsck().ok
+    lib.delete(old.id)
+    assert kept(lib) == set()
+    gone = lib.staging_path(".original")
+    gone.write_bytes(content)
+    with pytest.raises(ItemNotFound):
+        lib.adopt_original(old.id, gone)
+    assert not gone.exists() and kept(lib) == set()

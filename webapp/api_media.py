@@ -281,7 +281,7 @@ def get_job(job_id: str) -> Response:
 
 
 def _patch_fields(body: dict[str, Any]) -> dict[str, Any]:
-    allowed = {"name", "enabled", "loops", "min_seconds", "fit", "seconds"}
+    allowed = {"name", "enabled", "loops", "min_seconds", "fit", "seconds", "dither"}
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise ApiError(
@@ -322,6 +322,12 @@ def _patch_fields(body: dict[str, Any]) -> dict[str, Any]:
                 "'fit' must be contain, cover, stretch or null (the device's setting).",
             )
         fields["fit"] = fit
+    if "dither" in body:
+        if body["dither"] is not None and not isinstance(body["dither"], bool):
+            raise ApiError(
+                400, "invalid_request", "'dither' must be true, false or null (the device's setting)."
+            )
+        fields["dither"] = body["dither"]
     if "seconds" in body:
         secs = body["seconds"]
         if secs is not None and (
@@ -342,7 +348,7 @@ def patch_media(item_id: str) -> Response:
     svc = services()
     fields = _patch_fields(json_object())
     item = svc.library.update(item_id, **fields) if fields else svc.library.get(item_id)
-    if "fit" in fields:
+    if "fit" in fields or "dither" in fields:
         svc.settings.item_changed()  # its frames may need rendering again
     return jsonify(item_json(item))
 

@@ -168,6 +168,7 @@ _SCHEMAS: dict[str, Schema] = {
             "min_seconds": {"type": "number", "minimum": 0, "maximum": 86400},
             "fit": {"type": "string", "enum": ["contain", "cover", "stretch"], "nullable": True},
             "seconds": {"type": "number", "minimum": 0.5, "maximum": 86400, "nullable": True},
+            "dither": {"type": "boolean", "nullable": True},
         },
     },
     "Night": {

@@ -108,6 +108,7 @@ class LibraryLike(Protocol):
         min_seconds: float | None = None,
         fit: Any = ...,
         seconds: Any = ...,
+        dither: Any = ...,
     ) -> ItemLike:
         """Change an item's name or play settings; raises ``ItemNotFound``/``InvalidChange``.
 

@@ -73,7 +73,7 @@ class Item:
     count the source file asked for (0 = forever). ``file_name`` is the frame file's name in
     ``DATA/frames``.
 
-    ``fit`` is the item's own fit (None: the device's), ``seconds`` how long a turn of it lasts
+    ``fit`` and ``dither`` are the item's own (None: the device's), ``seconds`` how long a turn of it lasts
     (None: a still the device's ``still_seconds``, an animation ``loops`` plays). ``original``
     names the kept upload in ``DATA/originals`` (None: imported before originals were kept, or
     without one), ``original_bytes`` its size (items of the same content share one file).
@@ -100,6 +100,7 @@ class Item:
     size_bytes: int
     fit: str | None = None
     seconds: float | None = None
+    dither: bool | None = None
     original: str | None = None
     original_bytes: int = 0
     render: dict[str, Any] | None = dataclasses.field(default=None, hash=False)
@@ -131,6 +132,7 @@ class Item:
             size_bytes=int(row["size_bytes"]),
             fit=row["fit"],
             seconds=None if row["seconds"] is None else float(row["seconds"]),
+            dither=None if row["dither"] is None else bool(row["dither"]),
             original=row["original"],
             original_bytes=int(row["original_bytes"]),
             render=_render_from(row["render"]),
@@ -208,6 +210,13 @@ def check_fit(value: object) -> str | None:
     raise InvalidChange(
         f"An item's fit must be contain, cover, stretch or null (the device's), not {value!r}."
     )
+
+
+def check_dither(value: object) -> bool | None:
+    """An item's own dithering: true or false, or None for the device's setting."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise InvalidChange(f"An item's dither must be true, false or null (the device's), not {value!r}.")
 
 
 def check_seconds(value: object) -> float | None:

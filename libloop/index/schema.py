@@ -93,6 +93,7 @@ def _v4(conn: sqlite3.Connection) -> None:
     # tell an interrupted add's original from a committed item's.
     conn.execute("ALTER TABLE items ADD COLUMN fit TEXT")
     conn.execute("ALTER TABLE items ADD COLUMN seconds REAL")
+    conn.execute("ALTER TABLE items ADD COLUMN dither INTEGER")
     conn.execute("ALTER TABLE items ADD COLUMN original TEXT")
     conn.execute("ALTER TABLE items ADD COLUMN original_bytes INTEGER NOT NULL DEFAULT 0")
     conn.execute("ALTER TABLE items ADD COLUMN render TEXT")
@@ -109,7 +110,7 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
     "items": {
         "id", "name", "kind", "frames", "duration_ms", "width", "height", "enabled", "position",
         "source_name", "content_hash", "loop_count", "created", "file_name", "size_bytes", "loops",
-        "min_seconds", "fit", "seconds", "original", "original_bytes", "render",
+        "min_seconds", "fit", "seconds", "dither", "original", "original_bytes", "render",
     },
     "pending": {"seq", "op", "item_id", "file_name", "staged", "original"},
     "used_ids": {"id"},

@@ -38,6 +38,7 @@ from .access import ApiTokens, LoginSessions
 from .items import (
     Item,
     NewItem,
+    check_dither,
     check_enabled,
     check_fit,
     check_id,
@@ -378,6 +379,56 @@ class Library:
         self._notify()
         return self.get(new_id)
 
+    def adopt_original(self, item_id: str, original: Path) -> Item:
+        """Keep ``original`` (its content is the item's) for an item that has none; takes it over.
+
+        An item imported before originals were kept gets one when the same file is uploaded
+        again. The same crash-safe steps as an add: an intent naming the original, the file
+        placed, then the item committed with it. A no-op (the file removed) if it has one.
+
+        Raises:
+            ItemNotFound: no such item (the file is removed).
+        """
+        original = Path(original)
+        try:
+            return self._adopt(item_id, original)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                durable.unlink(original)
+            raise
+        finally:
+            with self._lock:
+                self._staging.pop(original, None)
+
+    def _adopt(self, item_id: str, original: Path) -> Item:
+        item = self.get(item_id)
+        if item.original is not None:
+            durable.unlink(original)
+            return item
+        name = originals.check_name(item.content_hash)
+        marker = f"{item_id}-adopt-{secrets.token_hex(4)}.none"  # no frame file: nothing to undo there
+        with self._transaction("keeping an item's original") as conn:
+            conn.execute(
+                "INSERT INTO pending (op, item_id, file_name, staged, original) VALUES ('add', ?, ?, ?, ?)",
+                (item_id, marker, str(original), name),
+            )
+        try:
+            size = originals.place(self, original, name)
+            with self._transaction("keeping an item's original") as conn:
+                updated = conn.execute(
+                    "UPDATE items SET original = ?, original_bytes = ? WHERE id = ? AND original IS NULL",
+                    (name, size, item_id),
+                ).rowcount
+                conn.execute("DELETE FROM pending WHERE op = 'add' AND file_name = ?", (marker,))
+                if updated:
+                    self._bump(conn)
+        except BaseException:
+            self._undo_add(item_id, self.frames_dir / marker, name, file_name=marker)
+            raise
+        originals.collect(self, [name])  # if the item went meanwhile
+        self._notify()
+        return self.get(item_id)
+
     def replace_frames(
         self,
         item_id: str,
@@ -537,15 +588,19 @@ class Library:
         min_seconds: float | None = None,
         fit: str | Unset | None = UNSET,
         seconds: float | Unset | None = UNSET,
+        dither: bool | Unset | None = UNSET,
     ) -> Item:
         """Change an item's name or play settings; None leaves a field as it is.
 
-        ``fit`` and ``seconds`` take None for "the device's default"; leave them out (``UNSET``)
-        to keep them as they are.
+        ``fit``, ``seconds`` and ``dither`` take None for "the device's default"; leave them out
+        (``UNSET``) to keep them as they are.
         """
         changes: dict[str, Any] = {}
         if not isinstance(fit, Unset):
             changes["fit"] = check_fit(fit)
+        if not isinstance(dither, Unset):
+            value = check_dither(dither)
+            changes["dither"] = None if value is None else int(value)
         if not isinstance(seconds, Unset):
             changes["seconds"] = check_seconds(seconds)
         if name is not None:

@@ -75,6 +75,8 @@ class LibraryLike(Protocol):
 
     def find_by_hash(self, content_hash: str) -> Item | None: ...
 
+    def adopt_original(self, item_id: str, original: Path) -> Item: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -170,6 +172,12 @@ def import_into(
     if dedupe:
         existing = library.find_by_hash(content_hash(src))
         if existing is not None:
+            if keep is not None and existing.original is None:
+                # Uploaded again to give an item from before originals were kept its original.
+                kept = src if keep == "move" else library.staging_path(".original")
+                if keep == "copy":
+                    _copy(src, kept)
+                existing = library.adopt_original(existing.id, kept)
             return Imported(existing, existing=True)
     dest = library.staging_path()
     original: Path | None = None
@@ -399,6 +407,14 @@ class ImportQueue:
 
         return report
 
+    def _tell_background(self, item: Item) -> None:
+        work = self._background
+        if work is not None:
+            try:
+                work.imported(item)
+            except Exception:
+                log.exception("the background work could not take note of an import")
+
     def _background_waiting(self) -> bool:
         work = self._background
         if work is None:
@@ -443,6 +459,7 @@ class ImportQueue:
                 render=options.render_record(),
             )
             outcome = {"item": done.item, "warning": done.warning, "duplicate": done.existing}
+            self._tell_background(done.item)
         except LoopError as exc:
             outcome = {"error": {"code": exc.code, "message": str(exc)}}
         except Exception as exc:
@@ -531,4 +548,8 @@ class BackgroundWork(Protocol):
 
     def run_one(self) -> None:
         """Do one unit (on the queue's thread); exceptions are logged, not propagated."""
+        ...
+
+    def imported(self, item: Item) -> None:
+        """An upload finished as ``item`` (new, or an existing one it matched)."""
         ...

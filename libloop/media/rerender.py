@@ -139,6 +139,22 @@ class Rerenderer:
         if self.on_change is not None:
             self.on_change()
 
+    def imported(self, item: Item) -> None:
+        """A new upload (or one that gave an old item its original): render it again if needed.
+
+        An upload converted while the settings changed was rendered for the old ones.
+        """
+        if item.original is None or item.render == self.wanted(item):
+            return
+        with self._lock:
+            self._needs_upload.pop(item.id, None)
+            current = self._current[0] if self._current is not None else None
+            if item.id not in self._pending and item.id != current:
+                self._pending.append(item.id)
+            self._idle.notify_all()
+        if self.on_change is not None:
+            self.on_change()
+
     def _misfits(self, item: Item, want: Render) -> bool:
         """An item without an original: does it still need anything? (Only a wrong shape shows.)"""
         if item.render is not None:

@@ -125,12 +125,13 @@ class LiveSettings:
     def wanted(self, item: Item) -> dict[str, Any]:
         """What ``item``'s frame file should be rendered for now (``ImportOptions.render_record``)."""
         settings = self.current()
-        return self._record(settings, item.fit or settings.fit)
+        dither = settings.dither if item.dither is None else item.dither
+        return self._record(settings, item.fit or settings.fit, dither)
 
     def import_options(self) -> ImportOptions:
         """How a new upload is rendered now."""
         settings = self.current()
-        return self.options.for_render(self._record(settings, settings.fit))
+        return self.options.for_render(self._record(settings, settings.fit, settings.dither))
 
     def play_settings(self) -> PlaySettings:
         """What the player follows (``Player(settings=...)``)."""
@@ -163,20 +164,20 @@ class LiveSettings:
         return self.to_dict()
 
     def item_changed(self) -> None:
-        """An item's own fit changed: re-render what no longer matches."""
+        """An item's own fit or dither changed: re-render what no longer matches."""
         if self.rerender is not None:
             self.rerender.refresh()
 
     # --- helpers -------------------------------------------------------------------------
 
     @staticmethod
-    def _record(settings: DeviceSettings, fit: str) -> dict[str, Any]:
+    def _record(settings: DeviceSettings, fit: str, dither: bool) -> dict[str, Any]:
         width, height = logical_size(Rotation(settings.rotation))
         return {
             "width": width,
             "height": height,
             "fit": str(FitMode(fit)),
-            "dither": settings.dither,
+            "dither": dither,
             "background": settings.background,
         }
 
