@@ -69,14 +69,30 @@ function renderProgress(rerender) {
   note.hidden = parts.length === 0;
 }
 
-/** Send one change; the answer is what the form shows afterwards. */
-async function change(body) {
-  try {
-    render(await api("PATCH", "/api/settings", body));
-  } catch (err) {
-    showError(err);
-    if (current) render(current);
-  }
+let inFlight = 0;         // changes sent and not answered yet
+
+/**
+ * Send one change; the answer is what the form shows afterwards. While several quick changes
+ * are on their way (days ticked one after another) the form waits for the last answer, so an
+ * early answer never undoes a later tick on the screen.
+ */
+let queue = Promise.resolve(); // changes go one after another, in the order they were made
+
+function change(body) {
+  inFlight += 1;
+  queue = queue.then(async () => {
+    let answer = null;
+    try {
+      answer = await api("PATCH", "/api/settings", body);
+    } catch (err) {
+      showError(err);
+    } finally {
+      inFlight -= 1;
+    }
+    if (answer) current = answer;
+    if (inFlight === 0 && current) render(current);
+  });
+  return queue;
 }
 
 function nightBody() {
@@ -143,6 +159,7 @@ async function askOrientation() {
 export async function refreshSettings() {
   try {
     const settings = await api("GET", "/api/settings");
+    if (inFlight > 0) return settings; // a change is on its way: its answer is drawn instead
     render(settings);
     if (!settings.orientation_asked) askOrientation();
     return settings;
