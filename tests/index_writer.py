@@ -60,6 +60,10 @@ def make_original(lib: Library, content: bytes) -> tuple[Path, str]:
     return path, hashlib.sha256(content).hexdigest()
 
 
+#: The "uploaded bytes" of the items this run added without an original (their hash matches).
+_SOURCES: dict[str, bytes] = {}
+
+
 def emit(kind: str, op: str, payload: object) -> None:
     sys.stdout.write(f"{kind} {op} {json.dumps(payload)}\n")
     sys.stdout.flush()
@@ -87,7 +91,15 @@ def run(data: Path, seed: int, ops: int, *, shared: bool = False) -> None:
 def _one_change(lib: Library, rng: random.Random, seed: int, n: int) -> None:
     ids = [i.id for i in lib.items()]
     choice = rng.random()
-    if not ids or choice < 0.40:
+    bare = [i for i in lib.items() if i.original is None and i.id in _SOURCES]
+    if bare and choice >= 0.95:  # an old item uploaded again: it adopts the upload as its original
+        target = rng.choice(bare)
+        emit("BEGIN", "adopt", target.id)
+        original = lib.staging_path(".original")
+        original.write_bytes(_SOURCES[target.id])
+        lib.adopt_original(target.id, original)
+        emit("ACK", "adopt", target.id)
+    elif not ids or choice < 0.40:
         item_id = f"s{seed}n{n}"
         emit("BEGIN", "add", item_id)
         staged = lib.staging_path()
@@ -98,6 +110,7 @@ def _one_change(lib: Library, rng: random.Random, seed: int, n: int) -> None:
         else:
             meta = make_frame_file(staged, seed * 1000 + n)
             lib.add(staged, meta, item_id=item_id)
+            _SOURCES[item_id] = f"source-{seed * 1000 + n}".encode()
         emit("ACK", "add", item_id)
     elif choice < 0.58:
         victim = rng.choice(ids)

@@ -54,7 +54,7 @@ def apply(order: list[str], op: str, payload: object) -> list[str]:
     if op == "reorder":
         assert isinstance(payload, list)
         return [str(x) for x in payload]
-    if op == "rerender":  # the frame file changes, not the order
+    if op in ("rerender", "adopt"):  # the frame file or the original changes, not the order
         return order
     if op == "move":
         assert isinstance(payload, list)
