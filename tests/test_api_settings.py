@@ -279,3 +279,16 @@ def test_an_upload_converted_for_old_settings_is_rendered_again(app: Flask, devi
     upload(app, "late.gif", gif_bytes([(0, 90, 250)]))
     assert device.rerender.wait_idle(30)
     assert frame_sizes(device) == [(320, 240)]
+
+
+def test_a_re_rendered_item_gets_a_new_preview_address(app: Flask, device: SimServices) -> None:
+    item = upload(app, "p.gif", gif_bytes([(200, 0, 200)]))
+    assert item["preview_url"] == f"/api/media/{item['id']}/preview.gif"
+    with app.test_client().get(item["preview_url"]) as first:
+        assert Image.open(io.BytesIO(first.data)).size == (120, 160)
+    patch(app, {"rotation": 90})
+    assert device.rerender.wait_idle(30)
+    (after,) = app.test_client().get("/api/media").get_json()["items"]
+    assert after["preview_url"].startswith(f"/api/media/{item['id']}/preview.gif?v=")
+    with app.test_client().get(after["preview_url"]) as second:
+        assert Image.open(io.BytesIO(second.data)).size == (160, 120)

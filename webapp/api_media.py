@@ -196,9 +196,11 @@ def _api_item(body: dict[str, Any]) -> dict[str, Any]:
     """An item's dict as the API shows it (the original's file name stays inside the device)."""
     item_id = str(body["id"])
     settings = getattr(services(), "settings", None)
+    # The frame file's name changes when the item is rendered again: a new address, a new picture.
+    version = str(body.get("file_name", "")).removesuffix(".loop").rpartition("-")[2]
     return {
         **body,
-        "preview_url": f"/api/media/{item_id}/preview.gif",
+        "preview_url": f"/api/media/{item_id}/preview.gif" + (f"?v={version}" if version != item_id else ""),
         "original": body.get("original") is not None,
         "rerender": settings.item_state(item_id) if settings is not None else None,
     }

@@ -39,6 +39,7 @@ function render(settings) {
   field("night_brightness").value = shown.brightness;
   showNightLevel(shown.brightness);
   renderProgress(settings.rerender || {});
+  document.body.classList.toggle("landscape", settings.rotation % 180 === 90);
   onChange(settings);
 }
 
