@@ -555,7 +555,11 @@ class Device:
     def _probe_imports(self) -> str:
         jobs = self.imports.jobs()
         running = [job for job in jobs if job.status == "running"]
-        return f"{len(running)} running, {len(jobs)} known"
+        detail = f"{len(running)} running, {len(jobs)} known"
+        progress = self.rerender.progress()
+        if progress["running"]:
+            detail += f"; re-rendering for new settings, {progress['done']} of {progress['total']} done"
+        return detail
 
     @property
     def rotation(self) -> Rotation:
