@@ -101,7 +101,7 @@ def test_re_rendering_50_items_reports_progress_and_drops_no_frame(tmp_path: Pat
         )
         assert seen[-1] == ITEMS
         assert seen == sorted(seen) and len(set(seen)) > 3  # it counts up, visibly
-        assert after["frames_shown"] - before["frames_shown"] > 3 * took  # playback went on meanwhile
+        assert after["frames_shown"] > before["frames_shown"] + 10  # playback went on meanwhile
         assert after["frames_dropped"] == before["frames_dropped"]
         items = http("GET", f"{url}/api/media").json()["items"]
         assert all(i["render"]["width"] == 320 and i["rerender"] is None for i in items)
