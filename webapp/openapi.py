@@ -91,6 +91,17 @@ _SCHEMAS: dict[str, Schema] = {
                 "still_seconds for a still, one play (times loops) for an animation.",
             },
             "loops": {"type": "integer", "minimum": 1, "description": "Plays of an animation per turn."},
+            "dither": {
+                "type": "boolean",
+                "nullable": True,
+                "description": "The item's own dithering; null: the device's setting.",
+            },
+            "render": {
+                "type": "object",
+                "nullable": True,
+                "description": "What its frame file was rendered for: width, height, fit, dither, "
+                "background (null: unknown, imported before this was recorded).",
+            },
             "original": {
                 "type": "boolean",
                 "description": "The upload is kept, so a new rotation or fit can render it again.",
