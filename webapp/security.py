@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 from collections import deque
@@ -26,9 +27,11 @@ from urllib.parse import urlsplit
 
 from flask import Flask, request, session
 
-from libloop.errors import InvalidChange
+from libloop.errors import InvalidChange, LoopError
 from webapp.errors import ApiError
 from webapp.services import LibraryLike, get_services
+
+log = logging.getLogger(__name__)
 
 PASSWORD_KEY = "web.password"
 SECRET_KEY_SETTING = "web.secret_key"
@@ -185,7 +188,10 @@ def _secret_key(library: LibraryLike) -> str:
     if isinstance(key, str) and len(key) >= 32:
         return key
     key = secrets.token_hex(32)
-    library.settings.set(SECRET_KEY_SETTING, key)
+    try:
+        library.settings.set(SECRET_KEY_SETTING, key)
+    except LoopError as exc:  # a full or read-only disk: sessions then last until the next restart
+        log.warning("the session key could not be saved: %s", exc)
     return key
 
 

@@ -110,6 +110,8 @@ class Player:
         on_error: called with each transport error; without it a transport error ends the loop
             (and reaches ``on_fatal``) so a supervisor can restart the hardware.
         heartbeat: called every turn of the loop (at least every second), to prove liveness.
+        on_fault: called with each fault's sentence (an item skipped, a transport error), e.g.
+            to put it in the health report.
         open_frames: opens a frame file (tests may substitute one).
         wire_hz: SPI clock, for the wire-utilisation figure.
     """
@@ -126,6 +128,7 @@ class Player:
         on_fatal: Callable[[BaseException], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         heartbeat: Callable[[], None] | None = None,
+        on_fault: Callable[[str], object] | None = None,
         open_frames: Callable[[Path], Frames] = open_frame_file,
         wire_hz: float = 64_000_000.0,
     ) -> None:
@@ -137,6 +140,7 @@ class Player:
         self.on_fatal = on_fatal
         self.on_error = on_error
         self.heartbeat = heartbeat
+        self.on_fault = on_fault
         self._open = open_frames
         self._stats = PlayerStats(wire_hz)
         self._wake = threading.Event()
@@ -651,7 +655,15 @@ class Player:
         self._failed[item.id] = now
         message = f"skipped {item.name!r} ({item.id}): {what}"
         log.warning("%s", message)
+        self._record_fault(message)
+
+    def _record_fault(self, message: str) -> None:
         self._faults.append(message)
+        if self.on_fault is not None:
+            try:
+                self.on_fault(message)
+            except Exception:  # reporting must never stop the loop
+                log.exception("the fault callback failed")
 
     def _prefetch_next(self) -> None:
         turn, n = self._turn, len(self._playlist)
@@ -867,7 +879,7 @@ class Player:
         """Count it, report it; the panel's content is already marked unknown."""
         self._stats.transport_error()
         self._errors_in_row += 1
-        self._faults.append(f"transport error: {exc}")
+        self._record_fault(f"transport error: {exc}")
         log.warning("transport error: %s", exc)
         if self._errors_in_row >= REINIT_AFTER:
             self._errors_in_row = 0
