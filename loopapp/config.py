@@ -29,6 +29,9 @@ max_upload_mb = 200
 [player]
 refresh_seconds = 5.0
 night = ""            # e.g. "23:00-07:00": panel asleep in between
+
+[storage]
+reserve_mb = 200      # uploads are refused when they would leave less than this free
 ```
 """
 
@@ -97,12 +100,18 @@ class PlayerConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    reserve_mb: int = 200
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = field(default_factory=default_data_dir)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     wiring: WiringConfig = field(default_factory=WiringConfig)
     web: WebConfig = field(default_factory=WebConfig)
     player: PlayerConfig = field(default_factory=PlayerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
     def with_data_dir(self, data_dir: Path | None) -> Config:
         return self if data_dir is None else replace(self, data_dir=data_dir)
@@ -113,6 +122,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "wiring": WiringConfig,
     "web": WebConfig,
     "player": PlayerConfig,
+    "storage": StorageConfig,
 }
 
 
@@ -154,6 +164,8 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"web.port must be between 0 and 65535, not {config.web.port}.")
     if not 1_000_000 <= config.wiring.speed_hz <= 125_000_000:
         raise ConfigError(f"wiring.speed_hz must be between 1 MHz and 125 MHz, not {config.wiring.speed_hz}.")
+    if config.storage.reserve_mb < 0:
+        raise ConfigError(f"storage.reserve_mb must be 0 or more, not {config.storage.reserve_mb}.")
     if config.player.night and not re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", config.player.night):
         raise ConfigError(f'player.night must look like "23:00-07:00", not {config.player.night!r}.')
     return config

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from libloop.media.importer import ImportOptions, ImportResult
     from libloop.media.jobs import Imported, ImportQueue
     from libloop.player import Player
-    from loopapp.storage import LibraryOpening
+    from loopapp.storage import LibraryOpening, Reserve
     from webapp.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,7 @@ class Device:
         self.wifi_monitor: WifiMonitor
         self.wifi_poller: WifiPoller
         self.opening: LibraryOpening
+        self.reserve: Reserve
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -179,10 +180,11 @@ class Device:
             Supervisor,
             WifiPoller,
         )
+        from libloop.health.resources import Thresholds
         from libloop.media.jobs import ImportQueue
         from libloop.player import Player
         from libloop.player.night import NightSchedule
-        from loopapp.storage import open_device_library
+        from loopapp.storage import Reserve, open_device_library
         from webapp import create_app
         from webapp.server import WebServer
 
@@ -199,7 +201,8 @@ class Device:
                 with contextlib.suppress(OSError):
                     leftover.unlink()
 
-        self.opening = open_device_library(self.data_dir)
+        self.reserve = Reserve(self.data_dir)
+        self.opening = open_device_library(self.data_dir, self.reserve)
         # When the library cannot be opened, an UnavailableLibrary stands in: the same calls,
         # each refusing with the reason (see loopapp.storage).
         self.library = cast("Library", self.opening.library)
@@ -228,7 +231,11 @@ class Device:
             worker=self._import_worker,
             dedupe=True,  # the same picture uploaded twice is one item, as with `loop import`
         )
-        self.resources = ResourceMonitor(self.data_dir, clock=self.clock)
+        self.resources = ResourceMonitor(
+            self.data_dir,
+            clock=self.clock,
+            thresholds=Thresholds(disk_reserve_mb=config.storage.reserve_mb),
+        )
         self.resources.run_once()
         self.wifi_monitor = self._wifi or (FakeWifi() if self.simulated else NetworkManagerWifi())
 
@@ -321,6 +328,8 @@ class Device:
             self.supervisor.faults.record("storage", problem)
         self._started = True
         self._write_state()
+        if self.opening.state != "read_only":
+            self.reserve.ensure()  # room to give up the day the card is full (loopapp.storage)
 
     def stop(self) -> None:
         """Stop everything in reverse order; safe to call twice."""
@@ -433,9 +442,16 @@ class Device:
 
     def delete_item(self, item_id: str) -> None:
         """Take the item off the panel, then out of the library (the delete guarantee)."""
+        from libloop.errors import DiskFull
         from libloop.player import evict_and_delete
 
-        evict_and_delete(self.player, self.library, item_id)
+        try:
+            evict_and_delete(self.player, self.library, item_id)
+        except DiskFull:
+            # Deleting is how a full card is freed: give up the reserve for the room it needs.
+            if not self.reserve.release():
+                raise
+            evict_and_delete(self.player, self.library, item_id)
 
     def display_png(self) -> bytes:
         image = self.hardware.snapshot(int(self.rotation))
@@ -449,7 +465,7 @@ class Device:
 
     def health(self) -> Mapping[str, Any]:
         snapshot = dict(self.supervisor.snapshot())
-        if self.opening.state in ("unavailable", "read_only") and snapshot.get("state") == "ok":
+        if self.opening.state in ("unavailable", "read_only") and snapshot.get("state") in ("ok", "starting"):
             snapshot["state"] = "degraded"
         return snapshot
 

@@ -6,24 +6,32 @@ in order:
 1. the library as it is (start-up recovery included);
 2. a damaged database is set aside and the library rebuilt from the frame files
    (``libloop.index.rebuild``), the same repair ``loop fsck --repair`` makes;
-3. a read-only data disk (a card the kernel remounted read-only after an error): the library
+3. a full disk: SQLite needs a little room to open a database (its ``-wal`` and ``-shm``
+   files), so the device keeps a small reserve file (``DATA/.reserve``, made while there is
+   plenty of space) and gives it up to open the library, so that media can be deleted from the
+   dashboard to make room; without a reserve the library is opened for reading only (it plays;
+   changes answer 507 "disk full");
+4. a read-only data disk (a card the kernel remounted read-only after an error): the library
    is opened for reading: LOOP plays it, and every change answers "read-only";
-4. anything else (an I/O error, no space to rebuild in): the device starts without a library
+5. anything else (an I/O error, no room to rebuild in): the device starts without a library
    (``UnavailableLibrary``): the panel shows the error screen with the reason, every library
    route answers 503 with it, and ``/api/health`` says what to run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import shutil
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from libloop.errors import LibraryUnavailable, LoopError, StorageReadOnly
-from libloop.index import Library
+from libloop.errors import DiskFull, LibraryUnavailable, LoopError, StorageError, StorageReadOnly
+from libloop.index import FsckReport, Library
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +60,87 @@ class LibraryOpening:
         return {"state": self.state, "problems": list(self.problems), "fix": fix}
 
 
-def open_device_library(data_dir: Path) -> LibraryOpening:
+class Reserve:
+    """A small file kept on the data disk to give up when the disk is full (see the module docstring)."""
+
+    SIZE = 2 * 1024 * 1024
+    #: The reserve is only made when at least this much is free, so it never fills a disk itself.
+    MIN_FREE = 32 * 1024 * 1024
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / ".reserve"
+
+    def ensure(self) -> bool:
+        """Make the reserve if it is missing and the disk has plenty of room; True if it exists."""
+        try:
+            if self.path.stat().st_size >= self.SIZE:
+                return True
+        except OSError:
+            pass
+        try:
+            if shutil.disk_usage(self.path.parent).free < self.MIN_FREE:
+                return False
+            tmp = self.path.with_name(".reserve.tmp")
+            with open(tmp, "wb") as out:
+                out.write(bytes(self.SIZE))  # real blocks: a sparse file would free nothing
+                out.flush()
+                os.fsync(out.fileno())
+            tmp.replace(self.path)
+            return True
+        except OSError as exc:
+            log.info("no disk reserve: %s", exc)
+            with contextlib.suppress(OSError):
+                self.path.with_name(".reserve.tmp").unlink()
+            return False
+
+    def release(self) -> bool:
+        """Give the reserve back to the disk; True if there was one."""
+        try:
+            self.path.unlink()
+        except OSError:
+            return False
+        log.warning("the disk is full: released LOOP's %d MB reserve", self.SIZE // (1024 * 1024))
+        return True
+
+
+def _disk_full(what: str) -> LoopError:
+    return DiskFull(
+        f"The SD card is full, so {what} is not possible now; LOOP plays the library but cannot "
+        "change it: free some space on the card (or delete media once there is room), then restart LOOP."
+    )
+
+
+def open_device_library(data_dir: Path, reserve: Reserve | None = None) -> LibraryOpening:
     """Open the device's library, repairing or degrading as the module docstring says; never raises."""
     from libloop.index.fsck import STARTUP
-    from libloop.index.rebuild import open_or_repair
 
+    released = False
     try:
-        library, repaired = open_or_repair(data_dir)
+        try:
+            library, repaired = _open(data_dir)
+        except (DiskFull, StorageError) as exc:
+            if isinstance(exc, StorageReadOnly) or reserve is None or not _nearly_full(data_dir):
+                raise
+            released = reserve.release()
+            if not released:
+                raise
+            library, repaired = _open(data_dir)
     except StorageReadOnly as exc:
         return _read_only(data_dir, exc)
+    except (DiskFull, StorageError) as exc:
+        if _nearly_full(data_dir):
+            return _read_only(data_dir, exc, full=True)
+        log.error("the library cannot be opened: %s", exc)
+        return _unavailable(str(exc))
     except LoopError as exc:
         log.error("the library cannot be opened: %s", exc)
         return _unavailable(str(exc))
     opening = LibraryOpening(library)
+    if released:
+        opening.problems.append(
+            "The SD card was full: LOOP gave up its 2 MB reserve to open the library. Delete some "
+            "media (or other files on the card) to make room."
+        )
     if repaired is not None:
         opening.state = "rebuilt"
         opening.problems.append(repaired.problems[0].message)
@@ -74,17 +150,36 @@ def open_device_library(data_dir: Path) -> LibraryOpening:
     return opening
 
 
-def _read_only(data_dir: Path, cause: LoopError) -> LibraryOpening:
+def _open(data_dir: Path) -> tuple[Library, FsckReport | None]:
+    from libloop.index.rebuild import open_or_repair
+
+    return open_or_repair(data_dir)
+
+
+def _nearly_full(data_dir: Path) -> bool:
     try:
-        library = Library(data_dir, read_only=True).open()
+        return shutil.disk_usage(data_dir).free < 1024 * 1024
+    except OSError:
+        return False
+
+
+def _read_only(data_dir: Path, cause: LoopError, *, full: bool = False) -> LibraryOpening:
+    try:
+        library = Library(data_dir, read_only=True, refuse=_disk_full if full else None).open()
     except LoopError as exc:
         log.error("the library cannot be opened, not even for reading: %s", exc)
         return _unavailable(f"{cause} Reading it failed too: {exc}")
-    log.error("the data disk is read-only; playing the library without changes: %s", cause)
-    sentence = (
-        "The data disk is read-only (the SD card may be failing): LOOP plays the library but "
-        "cannot change it; uploads, deletes and settings are refused until it is writable again."
-    )
+    log.error("playing the library without changes: %s", cause)
+    if full:
+        sentence = (
+            "The SD card is full: LOOP plays the library but cannot change it; free some space "
+            "on the card, then restart LOOP."
+        )
+    else:
+        sentence = (
+            "The data disk is read-only (the SD card may be failing): LOOP plays the library but "
+            "cannot change it; uploads, deletes and settings are refused until it is writable again."
+        )
     return LibraryOpening(library, "read_only", [sentence])
 
 

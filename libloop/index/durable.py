@@ -75,6 +75,13 @@ def damaged(path: object, err: BaseException) -> LibraryDamaged:
     )
 
 
+def _on_read_only_fs(path: object) -> bool:
+    try:
+        return bool(os.statvfs(os.path.dirname(str(path)) or ".").f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def _sqlite_code(err: sqlite3.Error) -> int | None:
     code = getattr(err, "sqlite_errorcode", None)
     return None if code is None else int(code) & 0xFF
@@ -112,8 +119,8 @@ def translate_errors(what: str, *, db: object = "library.db") -> Iterator[None]:
             raise disk_full(what) from err
         if code == sqlite3.SQLITE_READONLY:
             raise read_only(what) from err
-        if code == sqlite3.SQLITE_IOERR:
-            raise io_error(what) from err
+        if code == sqlite3.SQLITE_IOERR:  # SQLite keeps no errno: a read-only mount tells EROFS
+            raise (read_only(what) if _on_read_only_fs(db) else io_error(what)) from err
         if is_damage(err):
             raise damaged(db, err) from err
         raise LibraryError(f"The library database refused {what} ({err}); run `loop fsck`.") from err

@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -73,6 +73,8 @@ class Library:
         poll_interval: how often a waiter checks for commits by *other processes* (in-process
             changes wake it at once).
         busy_timeout: how long a write waits for another process's write to finish.
+        read_only: open for reading only (no recovery, no changes): a disk that refuses writes.
+        refuse: what a change raises then, given what was refused (default: StorageReadOnly).
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class Library:
         poll_interval: float = 0.5,
         busy_timeout: float = 15.0,
         read_only: bool = False,
+        refuse: Callable[[str], LoopError] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / "library.db"
@@ -90,8 +93,10 @@ class Library:
         self.tmp_dir = self.frames_dir / ".tmp"
         self.quarantine_dir = self.data_dir / "quarantine"
         self.settings = Settings(self)
-        #: Opened for reading only (a read-only data disk): every change raises StorageReadOnly.
+        #: Opened for reading only (a read-only or full data disk): every change raises
+        #: ``refuse(what)`` (default: StorageReadOnly).
         self.read_only = read_only
+        self._refuse: Callable[[str], LoopError] = refuse or durable.read_only
         #: What start-up recovery found and did (set by ``open``).
         self.recovery_report: FsckReport | None = None
         self._clock: Clock = clock or MonotonicClock()
@@ -434,7 +439,7 @@ class Library:
                 durable.fsync_dir(self.frames_dir)
             with self._transaction("cleaning up a failed add") as conn:
                 conn.execute("DELETE FROM pending WHERE op = 'add' AND item_id = ?", (item_id,))
-        except (OSError, sqlite3.Error, LibraryError) as err:
+        except (OSError, sqlite3.Error, LoopError) as err:
             log.warning("cleaning up the failed add of %s: %s", item_id, err)
 
     def delete(self, item_id: str) -> Item:
@@ -470,7 +475,7 @@ class Library:
                     durable.fsync_dir(self.frames_dir)
                 with self._transaction("removing a deleted item's file") as conn:
                     conn.execute("DELETE FROM pending WHERE op = 'unlink' AND file_name = ?", (file_name,))
-        except (OSError, LibraryError) as err:
+        except (OSError, LoopError) as err:
             log.warning("could not remove %s yet (recovery will): %s", file_name, err)
 
     def update(
@@ -581,7 +586,7 @@ class Library:
         with self._lock:
             conn = self._require()
             if self.read_only:
-                raise durable.read_only(what)
+                raise self._refuse(what)
             with durable.translate_errors(what, db=self.db_path):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
