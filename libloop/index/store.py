@@ -510,7 +510,7 @@ class Library:
                 self._bump(conn)
             self._notify()
             item = self.get(item_id)
-        rebuild.stamp(self.frame_path(item), rebuild.item_meta(item))
+            rebuild.stamp(self.frame_path(item), rebuild.item_meta(item))
         return item
 
     def reorder(self, ids: Sequence[str]) -> list[Item]:
@@ -531,7 +531,7 @@ class Library:
                 self._set_order(conn, wanted)
             self._notify()
             items = self.items()
-        rebuild.stamp_positions(self, items)
+            rebuild.stamp_positions(self, items)
         return items
 
     def move(self, item_id: str, position: int) -> list[Item]:
@@ -552,7 +552,7 @@ class Library:
                 self._set_order(conn, order)
             self._notify()
             items = self.items()
-        rebuild.stamp_positions(self, items)
+            rebuild.stamp_positions(self, items)
         return items
 
     # --- checks and imports --------------------------------------------------------------
