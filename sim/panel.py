@@ -48,6 +48,7 @@ would be lost; the record is the signal).
 from __future__ import annotations
 
 import enum
+from collections import deque
 from dataclasses import dataclass
 from typing import cast
 
@@ -158,6 +159,7 @@ class Ili9341Panel:
         mirror_y: the glass is mirrored top-bottom relative to the common module.
         strict: raise :class:`PanelViolation` at a datasheet violation instead of recording it.
         clock: the time base for reset and sleep waits (a ``FakeClock`` in tests).
+        command_log_limit: keep only the newest this-many commands in ``commands`` (None: all).
     """
 
     def __init__(
@@ -168,6 +170,7 @@ class Ili9341Panel:
         mirror_y: bool = False,
         strict: bool = False,
         clock: Clock | None = None,
+        command_log_limit: int | None = None,
     ) -> None:
         self.bgr_filter = bgr_filter
         self.mirror_x = mirror_x
@@ -187,7 +190,7 @@ class Ili9341Panel:
         self.version = 0
         self.transfers = 0
         self.bytes_written = 0
-        self._log: list[tuple[int, bytearray]] = []
+        self._log: deque[tuple[int, bytearray]] = deque(maxlen=command_log_limit)
         self._ready_at = -1.0
         self._sleep_toggle_at = -1.0
         self._reset_registers()
@@ -196,7 +199,7 @@ class Ili9341Panel:
 
     @property
     def commands(self) -> list[tuple[int, bytes]]:
-        """Every command received, in order, with its parameters (pixel data is not kept)."""
+        """Every command received (the newest ``command_log_limit``), in order, with its parameters."""
         return [(cmd, bytes(params)) for cmd, params in self._log]
 
     @property

@@ -39,7 +39,8 @@ class SimWiring:
             default) is advanced by modelled wire time and by ``sleep``; any other clock is
             only read, and ``sleep`` really sleeps.
         pwm_backlight: a dimmable backlight (True) or an on/off line like most breakouts.
-        overhead_s, record_payloads: passed to ``FakeSpiDev``.
+        overhead_s, record_payloads, transcript_limit: passed to ``FakeSpiDev``.
+        command_log_limit: passed to the panel (how many commands ``panel.commands`` keeps).
         panel: use this panel instead of building one.
 
     Attributes:
@@ -60,10 +61,17 @@ class SimWiring:
         overhead_s: float = DEFAULT_OVERHEAD_S,
         record_payloads: bool = False,
         panel: Ili9341Panel | None = None,
+        transcript_limit: int | None = 100_000,
+        command_log_limit: int | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else FakeClock(0.0)
         self.panel = panel or Ili9341Panel(
-            bgr_filter=bgr_filter, mirror_x=mirror_x, mirror_y=mirror_y, strict=strict, clock=self.clock
+            bgr_filter=bgr_filter,
+            mirror_x=mirror_x,
+            mirror_y=mirror_y,
+            strict=strict,
+            clock=self.clock,
+            command_log_limit=command_log_limit,
         )
         self.dc = FakePin("dc", clock=self.clock)
         self.reset = FakePin("reset", initial=True, clock=self.clock, on_change=self._on_reset)
@@ -81,6 +89,7 @@ class SimWiring:
             clock=self.clock,
             overhead_s=overhead_s,
             record_payloads=record_payloads,
+            transcript_limit=transcript_limit,
         )
         self.bus = SpidevBus(0, 0, speed_hz=speed_hz, spidev_factory=self._device_factory, bufsiz=bufsiz)
 
