@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import threading
 from collections.abc import Sequence
@@ -184,8 +185,9 @@ def _read_only(data_dir: Path, cause: LoopError, *, full: bool = False) -> Libra
 
 
 def _unavailable(reason: str) -> LibraryOpening:
-    screen = f"The library cannot be opened: {reason.split(';')[0]}. Run `loop fsck --repair`."
-    return LibraryOpening(UnavailableLibrary(reason), "unavailable", [f"{reason} {FIX}"], screen)
+    library = UnavailableLibrary(reason)
+    screen = f"The library cannot be opened ({library.short_reason}). Run `loop fsck --repair`."
+    return LibraryOpening(library, "unavailable", [f"{reason} {FIX}"], screen)
 
 
 class _NoSettings:
@@ -220,11 +222,17 @@ class UnavailableLibrary:
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
+        #: The reason's first clause, for one-sentence answers ("the data disk reported an I/O error").
+        self.short_reason = re.split(r"[,;.(]", reason, maxsplit=1)[0].strip()
+        self.short_reason = self.short_reason[:1].lower() + self.short_reason[1:]
         self.settings = _NoSettings(self)
         self._closed = threading.Event()
 
     def error(self) -> LibraryUnavailable:
-        return LibraryUnavailable(f"The library is not available: {self.reason}")
+        return LibraryUnavailable(
+            f"The library could not be opened at start-up ({self.short_reason}); check the SD card with "
+            "`loop doctor`, then run `loop fsck --repair` with the device stopped."
+        )
 
     @property
     def generation(self) -> int:

@@ -124,3 +124,13 @@ def test_a_full_disk_when_the_session_key_is_made_does_not_stop_the_app(
     web = create_app(device, {"TESTING": True})
     assert web.config["SECRET_KEY"]
     assert web.test_client().get("/api/media", headers=CSRF).status_code == 200
+
+
+def test_a_cached_preview_cut_short_is_rendered_again(app: Flask, device: SimServices) -> None:
+    item = add_solid_item(device.library, "a", [(200, 0, 0), (0, 200, 0)])
+    client = app.test_client()
+    good = client.get(f"/api/media/{item.id}/preview.gif", headers=CSRF).data
+    (cached,) = device.preview_dir.glob(f"{item.id}-*.gif")
+    cached.write_bytes(b"")  # what a power cut can leave of a file renamed before it reached the card
+    again = client.get(f"/api/media/{item.id}/preview.gif", headers=CSRF)
+    assert again.status_code == 200 and again.data == good and cached.read_bytes() == good

@@ -352,6 +352,8 @@ def preview(item_id: str) -> Response:
     data: bytes | None = None
     with contextlib.suppress(OSError):
         data = dest.read_bytes()
+    if data is not None and not (data.startswith(b"GIF8") and data.endswith(b";")):
+        data = None  # cut short by a power cut (written, renamed, not yet on the card): render again
     if data is None:
         with _preview_lock:
             data = render_preview(frame_path)
