@@ -156,8 +156,14 @@ def test_an_unreadable_database_starts_a_degraded_device_that_says_what_to_run(t
         assert health["state"] == "degraded"
         assert "loop fsck --repair" in health["storage"]["library"]["fix"]  # type: ignore[index]
         assert call(case, device, "GET", "/api/media") == 503
-        player = get(case, device, "/api/player")
-        assert player["state"] == "empty" and "library cannot be opened" in str(player["error"])
+        wait_until(
+            lambda: (
+                "library cannot be opened" in str(http("GET", f"{device.url}/api/player").json().get("error"))
+            ),
+            20,
+            "the player to say why it plays nothing",
+        )
+        assert get(case, device, "/api/player")["state"] == "empty"
         wait_until(lambda: panel_is_red(device), 20, "the error screen")
         ANSWERS.note(case, "the panel", "-", "the red error screen with the reason")
         assert call(case, device, "DELETE", "/api/media/abc") == 503
