@@ -41,6 +41,7 @@ class SimWiring:
         pwm_backlight: a dimmable backlight (True) or an on/off line like most breakouts.
         overhead_s, record_payloads, transcript_limit: passed to ``FakeSpiDev``.
         command_log_limit: passed to the panel (how many commands ``panel.commands`` keeps).
+        pin_history_limit: how many level changes the D/C and RESET pins keep (None: all).
         panel: use this panel instead of building one.
 
     Attributes:
@@ -63,6 +64,7 @@ class SimWiring:
         panel: Ili9341Panel | None = None,
         transcript_limit: int | None = 100_000,
         command_log_limit: int | None = None,
+        pin_history_limit: int | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else FakeClock(0.0)
         self.panel = panel or Ili9341Panel(
@@ -73,8 +75,10 @@ class SimWiring:
             clock=self.clock,
             command_log_limit=command_log_limit,
         )
-        self.dc = FakePin("dc", clock=self.clock)
-        self.reset = FakePin("reset", initial=True, clock=self.clock, on_change=self._on_reset)
+        self.dc = FakePin("dc", clock=self.clock, history_limit=pin_history_limit)
+        self.reset = FakePin(
+            "reset", initial=True, clock=self.clock, on_change=self._on_reset, history_limit=pin_history_limit
+        )
         self.backlight: Backlight
         if pwm_backlight:
             self.backlight = FakeBacklight(clock=self.clock, on_change=self._on_backlight)

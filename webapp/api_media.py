@@ -276,7 +276,16 @@ _preview_lock = threading.Lock()
 def _remove_previews(preview_dir: Path, item_id: str, keep: Path | None = None) -> None:
     if not _ID_CHARS.match(item_id):
         return
-    for old in preview_dir.glob(f"{item_id}-*.gif"):
+    prefix = f"{item_id}-"
+    try:
+        # Not Path.glob: a pattern per item id would stay in fnmatch's cache for good.
+        names = [
+            name for name in os.listdir(preview_dir) if name.startswith(prefix) and name.endswith(".gif")
+        ]
+    except OSError:
+        return
+    for name in names:
+        old = preview_dir / name
         if old != keep:
             with contextlib.suppress(OSError):
                 old.unlink()
