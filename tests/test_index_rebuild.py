@@ -334,3 +334,15 @@ def test_loop_fsck_repair_brings_a_damaged_library_back(
     assert [i["id"] for i in listed] == [i["id"] for i in before]
     assert main(["fsck", "--data", str(data)]) == 0
     assert "library is consistent" in capsys.readouterr().out
+
+
+def test_a_journal_left_without_its_database_is_set_aside_not_replayed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with Library(data) as lib:
+        before = populate(lib)
+        (data / "kept-wal").write_bytes((data / "library.db-wal").read_bytes() or b"\0" * 32)
+    (data / "library.db").unlink()
+    (data / "kept-wal").rename(data / "library.db-wal")
+    with Library(data) as lib:
+        assert view(lib.items()) == before
+    assert list((data / "quarantine").glob("*/library.db-wal"))

@@ -173,15 +173,19 @@ class Library:
 
     def _set_aside_stale_journal(self) -> None:
         """A ``-wal``/``-shm`` left without its database belongs to a lost one: never replay it."""
+        from .fsck import DAMAGED_DATABASE, Quarantine
+
         if self.db_path.exists():
             return
+        quarantine = Quarantine(self.quarantine_dir)
         for suffix in ("-wal", "-shm"):
             stale = self.db_path.with_name(self.db_path.name + suffix)
             if stale.exists():
                 with self._exclusive() as alone:
                     if alone and not self.db_path.exists():
-                        stale.unlink()
-                        log.warning("removed %s, left behind by a lost library database", stale.name)
+                        message = f"{stale.name} was left without its database; it was set aside."
+                        quarantine.record(DAMAGED_DATABASE, message, item=None, file=stale)
+                        log.warning("%s", message)
 
     def _open_read_only(self) -> Library:
         """Open for reading only: no directories made, no migration, no recovery, no changes."""
@@ -222,9 +226,7 @@ class Library:
                 )
             report = fsck.FsckReport()
             report.problems.append(
-                fsck.Problem(
-                    fsck.STARTUP, "The library is open for reading only: the data disk is read-only."
-                )
+                fsck.Problem(fsck.STARTUP, "The library is open for reading only: no change can be saved.")
             )
             self.recovery_report = report
         except BaseException:
