@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from libloop.errors import ImportWorkerError, InvalidChange, ItemNotFound, LoopError
+from libloop.errors import ImportWorkerError, InvalidChange, ItemNotFound, LibraryUnavailable, LoopError
 from libloop.index.items import Item
 from libloop.media.importer import ImportOptions, ImportResult, import_media
 
@@ -114,7 +114,11 @@ class Rerenderer:
 
     def refresh(self) -> None:
         """Compare every item with what is wanted now; queue those to render again."""
-        items = self.library.items()
+        try:
+            items = self.library.items()
+        except LibraryUnavailable as exc:  # the device runs without its library until repaired
+            log.warning("nothing to re-render: %s", exc)
+            return
         pending: list[str] = []
         needs_upload: dict[str, str] = {}
         for item in items:
