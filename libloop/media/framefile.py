@@ -414,6 +414,8 @@ class FrameFile:
 
     Mapped mode (``open(path, mapped=True)``): zero-copy views of a memory map, valid until
     ``close()``; only for files nobody can change while they are open.
+
+    One thread at a time: in read mode the buffers are shared by every call.
     """
 
     def __init__(
@@ -589,6 +591,11 @@ class FrameFile:
         if run_len:
             self._read_into(buf[run_buf : run_buf + run_len], run_file, f"the regions of frame {i}")
         return out
+
+    def region_rects(self, i: int) -> list[tuple[int, int, int, int, int]]:
+        """``(x0, y0, x1, y1, byte count)`` of each region of frame ``i``, from the table (nothing is read)."""
+        e = self._check(i)
+        return [(r.rect.x0, r.rect.y0, r.rect.x1, r.rect.y1, r.length) for r in self._entries_of(e)]
 
     def _entries_of(self, e: _FrameEntry) -> list[_RegionEntry]:
         return self._regions[e.region_first : e.region_first + e.region_count]
