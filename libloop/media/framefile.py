@@ -414,6 +414,8 @@ class FrameFile:
 
     Mapped mode (``open(path, mapped=True)``): zero-copy views of a memory map, valid until
     ``close()``; only for files nobody can change while they are open.
+
+    One thread at a time: in read mode the buffers are shared by every call.
     """
 
     def __init__(
@@ -436,6 +438,7 @@ class FrameFile:
         self._view: memoryview | None = memoryview(mm) if mm is not None else None
         self._closed = False
         self._region_cache: dict[int, list[Region]] = {}
+        self._region_runs: dict[int, list[tuple[memoryview, int]]] = {}  # read mode: (into, file offset)
         self._frame_buf: memoryview | None = None
         self._region_buf: memoryview | None = None
         self._identity: tuple[int, int] = (-1, -1)  # (st_dev, st_ino) when opened
@@ -519,23 +522,22 @@ class FrameFile:
 
     def _read_into(self, dest: memoryview, offset: int, what: str) -> None:
         """Fill ``dest`` from the file at ``offset``; FrameFileError when the file is cut off or unreadable."""
-        assert self._fd is not None
-        done = 0
+        fd = self._fd
+        assert fd is not None
         try:
+            if _preadv is not None and _preadv(fd, [dest], offset) == len(dest):
+                return  # the usual case: one call
+            done = 0
             while done < len(dest):
                 part = dest[done:]
-                if _preadv is not None:
-                    n = _preadv(self._fd, [part], offset + done)
-                else:  # pragma: no cover - platforms without preadv
-                    chunk = os.pread(self._fd, len(part), offset + done)
-                    n = len(chunk)
-                    part[:n] = chunk
-                if n == 0:
+                chunk = os.pread(fd, len(part), offset + done)
+                if not chunk:
                     raise FrameFileError(
                         f"Frame file {self.path.name} changed on disk while in use ({what} is cut off); "
                         "re-import the item."
                     )
-                done += n
+                part[: len(chunk)] = chunk
+                done += len(chunk)
         except OSError as exc:
             raise FrameFileError(
                 f"Cannot read {what} of frame file {self.path.name} ({exc.strerror}); re-import the item."
@@ -558,37 +560,51 @@ class FrameFile:
     def regions(self, i: int) -> list[Region]:
         """The dirty regions turning frame ``i-1`` (the last one, for ``i == 0``) into frame ``i``."""
         e = self._check(i)
-        entries = self._regions[e.region_first : e.region_first + e.region_count]
+        cached = self._region_cache.get(i)
+        if cached is None:
+            cached = self._region_plan(i, e)
+        if self._view is None:
+            for dest, offset in self._region_runs[i]:  # regions stored one after the other: one read
+                self._read_into(dest, offset, f"the regions of frame {i}")
+        return list(cached)
+
+    def _region_plan(self, i: int, e: _FrameEntry) -> list[Region]:
+        """The Region objects of frame ``i`` (kept), and in read mode the reads that fill them."""
+        entries = self._entries_of(e)
         if self._view is not None:
-            cached = self._region_cache.get(i)
-            if cached is None:
-                view = self._view
-                cached = [
-                    Region(r.rect.x0, r.rect.y0, r.rect.x1, r.rect.y1, view[r.offset : r.offset + r.length])
-                    for r in entries
-                ]
-                self._region_cache[i] = cached
-            return list(cached)
-        total = sum(r.length for r in entries)
-        if self._region_buf is None or len(self._region_buf) < total:
+            view = self._view
+            plan = [
+                Region(r.rect.x0, r.rect.y0, r.rect.x1, r.rect.y1, view[r.offset : r.offset + r.length])
+                for r in entries
+            ]
+            self._region_cache[i] = plan
+            return plan
+        if self._region_buf is None:
             most = max((sum(r.length for r in self._entries_of(f)) for f in self._frames), default=0)
-            self._region_buf = memoryview(bytearray(max(total, most)))
+            self._region_buf = memoryview(bytearray(most))
         buf = self._region_buf
-        out: list[Region] = []
-        # Regions stored one after the other are read in one call.
+        plan = []
+        runs: list[tuple[memoryview, int]] = []
         run_file = run_buf = run_len = pos = 0
         for r in entries:
             if run_len and r.offset != run_file + run_len:
-                self._read_into(buf[run_buf : run_buf + run_len], run_file, f"the regions of frame {i}")
+                runs.append((buf[run_buf : run_buf + run_len], run_file))
                 run_len = 0
             if not run_len:
                 run_file, run_buf = r.offset, pos
             run_len += r.length
-            out.append(Region(r.rect.x0, r.rect.y0, r.rect.x1, r.rect.y1, buf[pos : pos + r.length]))
+            plan.append(Region(r.rect.x0, r.rect.y0, r.rect.x1, r.rect.y1, buf[pos : pos + r.length]))
             pos += r.length
         if run_len:
-            self._read_into(buf[run_buf : run_buf + run_len], run_file, f"the regions of frame {i}")
-        return out
+            runs.append((buf[run_buf : run_buf + run_len], run_file))
+        self._region_cache[i] = plan
+        self._region_runs[i] = runs
+        return plan
+
+    def region_rects(self, i: int) -> list[tuple[int, int, int, int, int]]:
+        """``(x0, y0, x1, y1, byte count)`` of each region of frame ``i``, from the table (nothing is read)."""
+        e = self._check(i)
+        return [(r.rect.x0, r.rect.y0, r.rect.x1, r.rect.y1, r.length) for r in self._entries_of(e)]
 
     def _entries_of(self, e: _FrameEntry) -> list[_RegionEntry]:
         return self._regions[e.region_first : e.region_first + e.region_count]
@@ -639,6 +655,7 @@ class FrameFile:
             return
         self._closed = True
         self._region_cache.clear()
+        self._region_runs.clear()
         self._frame_buf = self._region_buf = None
         if self._fd is not None:
             fd, self._fd = self._fd, None

@@ -921,16 +921,17 @@ class Player:
                     full = True
                 else:
                     steps = (k - panel[1]) % n
-                    chain = [frames.regions((panel[1] + j) % n) for j in range(1, steps + 1)]
-                    needed = sum(len(r.data) for regions in chain for r in regions)
+                    # The tables say what changed; pixels are read only for what is sent.
+                    chain = [frames.region_rects((panel[1] + j) % n) for j in range(1, steps + 1)]
+                    needed = sum(box[4] for boxes in chain for box in boxes)
                     if k == 0 and now - self._last_full >= self.refresh_interval:
                         full = refresh = True
                     elif steps == 1:
-                        for r in chain[0]:
+                        for r in frames.regions(k):
                             self.display.blit(r.x0, r.y0, r.x1, r.y1, r.data)
                     elif steps > 1:
                         rects = catch_up_rects(
-                            ([(r.x0, r.y0, r.x1, r.y1) for r in regions] for regions in chain),
+                            ([box[:4] for box in boxes] for boxes in chain),
                             frames.width,
                             frames.height,
                         )
