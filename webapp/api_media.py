@@ -351,9 +351,9 @@ def render_preview(frame_path: Path, dest: Path) -> None:
     """Write a half-size animated GIF of a frame file (at most ``PREVIEW_MAX_FRAMES`` frames)."""
     from PIL import Image
 
-    from libloop.media.framefile import FrameFile
+    from libloop.media.frames import open_frames
 
-    with FrameFile.open(frame_path) as ff:
+    with open_frames(frame_path) as ff:
         count = ff.frame_count
         step = max(1, -(-count // PREVIEW_MAX_FRAMES))
         images: list[Image.Image] = []

@@ -252,7 +252,7 @@ def _check_files(library: Library, report: FsckReport, quarantine: Quarantine, *
 
 
 def _check_checksums(library: Library, report: FsckReport, quarantine: Quarantine, *, repair: bool) -> None:
-    from libloop.media.framefile import verify_file
+    from libloop.media.frames import verify_any as verify_file
 
     for item in library.items():
         path = library.frame_path(item)

@@ -31,6 +31,7 @@ ahead of the switch) are the only ones mapped, so memory does not grow with the 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import time
@@ -114,7 +115,8 @@ class Player:
         on_error: called with each transport error; without it a transport error ends the loop
             (and reaches ``on_fatal``) so a supervisor can restart the hardware.
         heartbeat: called every turn of the loop (at least every second), to prove liveness.
-        open_frames: opens a frame file (tests may substitute one).
+        open_frames: opens a frame file (tests may substitute one); by default v1 or v2, with
+            decode-ahead on the real clock.
         wire_hz: SPI clock, for the wire-utilisation figure.
     """
 
@@ -130,7 +132,7 @@ class Player:
         on_fatal: Callable[[BaseException], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         heartbeat: Callable[[], None] | None = None,
-        open_frames: Callable[[Path], Frames] = open_frame_file,
+        open_frames: Callable[[Path], Frames] | None = None,
         wire_hz: float = 64_000_000.0,
     ) -> None:
         self.display = display
@@ -141,7 +143,10 @@ class Player:
         self.on_fatal = on_fatal
         self.on_error = on_error
         self.heartbeat = heartbeat
-        self._open = open_frames
+        # On the real clock v2 files decode ahead on a worker thread; on a simulated clock time
+        # stands still while the loop works, so they decode on the loop's thread, deterministically.
+        decode_ahead = isinstance(self.clock, MonotonicClock)
+        self._open = open_frames or functools.partial(open_frame_file, decode_ahead=decode_ahead)
         self._stats = PlayerStats(wire_hz)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -444,7 +449,25 @@ class Player:
             if not self._begin_turn(self._index + 1, boundary):
                 self._show_screen_or_idle(now)
             return
+        if not self._decoded(turn.frames, turn.timeline.frame_of(due.index)):
+            # The decoder is behind: wait for it until the next frame is due (then this one is
+            # dropped) rather than stall the schedule.
+            self.clock.sleep_until(min(turn.timeline.deadline(due.index + 1), now + IDLE_TICK), self._wake)
+            return
         self._send_frame(turn, due.index, due.dropped, now)
+
+    def _decoded(self, frames: Frames, k: int) -> bool:
+        """Whether frame ``k`` can be sent now (a v2 file's decode-ahead may still be on it)."""
+        ready = getattr(frames, "ready", None)
+        return True if ready is None else bool(ready(k, self._wake))
+
+    @staticmethod
+    def _rects(frames: Frames, i: int) -> list[tuple[int, int, int, int]]:
+        """Frame ``i``'s dirty rectangles, without decoding its pixels where the file allows."""
+        rects = getattr(frames, "rects", None)
+        if rects is not None:
+            return [(r.x0, r.y0, r.x1, r.y1) for r in rects(i)]
+        return [(r.x0, r.y0, r.x1, r.y1) for r in frames.regions(i)]
 
     def _idle(self, now: float) -> None:
         deadline = now + IDLE_TICK
@@ -706,19 +729,15 @@ class Player:
                     full = True
                 else:
                     steps = (k - panel[1]) % n
-                    chain = [frames.regions((panel[1] + j) % n) for j in range(1, steps + 1)]
-                    needed = sum(len(r.data) for regions in chain for r in regions)
+                    chain = [self._rects(frames, (panel[1] + j) % n) for j in range(1, steps + 1)]
+                    needed = sum(2 * (x1 - x0 + 1) * (y1 - y0 + 1) for rs in chain for x0, y0, x1, y1 in rs)
                     if k == 0 and now - self._last_full >= self.refresh_interval:
                         full = refresh = True
                     elif steps == 1:
-                        for r in chain[0]:
+                        for r in frames.regions(k):
                             self.display.blit(r.x0, r.y0, r.x1, r.y1, r.data)
                     elif steps > 1:
-                        rects = catch_up_rects(
-                            ([(r.x0, r.y0, r.x1, r.y1) for r in regions] for regions in chain),
-                            frames.width,
-                            frames.height,
-                        )
+                        rects = catch_up_rects(chain, frames.width, frames.height)
                         if rects is None:
                             full = True
                         else:
