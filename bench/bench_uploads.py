@@ -104,9 +104,8 @@ def _rss_during_upload(url: str, pid: int, size: int) -> tuple[float, float, flo
 
 def run(report: Report, quick: bool) -> None:
     """Add the uploads section to ``report``."""
-    from tests.real_corpus import RealCorpus
-
     from tests.e2e_helpers import DeviceProcess
+    from tests.real_corpus import RealCorpus
 
     section = report.section(
         "Uploads on the whole device",

@@ -24,14 +24,10 @@ from typing import IO
 import numpy as np
 import numpy.typing as npt
 
-from libloop import ili9341
 from libloop.display import Display
 from libloop.ili9341 import Rotation
 
 U8 = npt.NDArray[np.uint8]
-
-#: The SPI clock for reading frame memory: the datasheet's read cycle is at least 150 ns.
-READ_SPEED_HZ = 6_000_000
 
 
 class RigUnavailable(Exception):
@@ -63,24 +59,31 @@ class Rig(ABC):
 
 
 def read_back(display: Display, x0: int, y0: int, x1: int, y1: int) -> U8:
-    """Read a window of frame memory with RAMRD; returns (h, w, 3) RGB, each channel's 6 high bits."""
-    display.send(ili9341.read_memory(x0, y0, x1, y1, display.rotation))
-    display.dc.set(True)  # the read phase is clocked with D/C high
-    raw = display.bus.read(ili9341.read_length(x0, y0, x1, y1))
+    """Read a window of frame memory back (RAMRD/RAMRDC frames at the read clock).
+
+    Returns (h, w, 3) RGB, each channel's 6 high bits.
+    """
+    raw = display.read_memory(x0, y0, x1, y1)
     w, h = x1 - x0 + 1, y1 - y0 + 1
-    pixels = np.frombuffer(ili9341.decode_read(raw, w, h), dtype=np.uint8).reshape(h, w, 3)
+    pixels = np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3)
     return np.bitwise_and(pixels, np.uint8(0xFC))
 
 
 class SimRig(Rig):
-    """The simulated panel behind the fake spidev device: always available."""
+    """The simulated panel behind the fake spidev device: always available.
+
+    Its module is modelled as a typical one that loses bits above 70 MHz, on a Pi 4's divider
+    (62.5 MHz is the fastest clock below that), so the clock sweep has a limit to find.
+    """
 
     name = "sim"
+    #: The simulated module's fastest reliable write clock.
+    RELIABLE_HZ = 70e6
 
     def __init__(self) -> None:
         from sim.wiring import SimWiring
 
-        self.wiring = SimWiring(strict=True)
+        self.wiring = SimWiring(strict=True, reliable_hz=self.RELIABLE_HZ)
         self.display: Display | None = None
 
     def open(self, rotation: Rotation = Rotation.R0) -> Display:

@@ -1,9 +1,12 @@
 """Hardware conformance: the same test bodies over the simulated rig and a Pi with the panel.
 
 On the Pi every step is exercised; what the panel holds is checked by reading its frame
-memory back (RAMRD) where MISO is wired (LOOP_HIL_MISO=1). The simulator always checks, both
-frame memory (through the same RAMRD path) and the glass a person would see. Measured
-throughput goes to ``artifacts/hil/<rig>.json``.
+memory back where MISO is wired (LOOP_HIL_MISO=1): RAMRD/RAMRDC, each in one chip-select frame
+with its answer, at the 6 MHz read clock. The simulator always checks, both frame memory
+(through the same read path, against a panel model that ends a read when chip select rises
+and refuses reads above the datasheet's clock) and the glass a person would see. Measured
+throughput, the SPI clock really on the wire and the clock sweep's result go to
+``artifacts/hil/<rig>.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from hil.rig import Rig, SimRig
 from libloop.color import quantize, rgb888_to_rgb565
 from libloop.display import Display
 from libloop.ili9341 import Rotation, logical_size
+from libloop.sweep import candidate_clocks, sweep
+from libloop.transport.spidev_bus import SpidevBus
 
 pytestmark = pytest.mark.hil
 
@@ -54,7 +59,7 @@ def expect_glass(rig: Rig, rotation: Rotation, rgb: np.ndarray) -> None:
         assert rig.violations == []
 
 
-def record(rig: Rig, **figures: float) -> None:
+def record(rig: Rig, **figures: float | str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{rig.name}.json"
     data = json.loads(path.read_text()) if path.exists() else {}
@@ -110,13 +115,17 @@ def test_full_frame_throughput(rig: Rig) -> None:
     elapsed = time.perf_counter() - start
     sent = display.stats.bytes - start_bytes
     assert sent >= count * 240 * 320 * 2
-    wire_fps = rig.speed_hz / (240 * 320 * 16)
+    link = display.link()
+    assert link.requested_hz == rig.speed_hz and 0 < link.clock_hz <= link.requested_hz
     record(
         rig,
         fps=count / elapsed,
         throughput_mb_s=sent / elapsed / 1e6,
-        wire_limit_fps=wire_fps,
-        speed_hz=rig.speed_hz,
+        wire_limit_fps=link.clock_hz / (240 * 320 * 16),
+        speed_hz=link.requested_hz,
+        clock_hz=link.clock_hz,
+        read_clock_hz=link.read_clock_hz,
+        controller=link.controller,
     )
     expect_glass(rig, Rotation.R0, np.full((320, 240, 3), (0, 0, 255), np.uint8))
 
@@ -141,3 +150,23 @@ def test_frame_memory_reads_back_what_was_written(rig: Rig) -> None:
     seen = rig.observe(display, 100, 50, 163, 97)
     assert seen is not None
     assert np.array_equal(seen, quantize(card) & 0xFC)
+
+
+def test_spi_sweep_finds_the_fastest_reliable_clock(rig: Rig) -> None:
+    if not rig.can_observe:
+        pytest.skip("the clock sweep reads back over MISO (set LOOP_HIL_MISO=1 if it is wired)")
+    display = rig.open()
+    bus = display.bus
+    assert isinstance(bus, SpidevBus)
+    result = sweep(display, bus, candidate_clocks(bus.controller), rounds=1)
+    assert result.miso, result.summary()
+    assert result.fastest is not None, result.summary()
+    record(rig, sweep_fastest_hz=result.fastest.clock_hz, sweep_config=result.config_line() or "",
+           sweep_stopped=result.stopped)  # fmt: skip
+    if isinstance(rig, SimRig):
+        assert result.fastest.clock_hz == 62_500_000  # the last Pi 4 clock under the module's 70 MHz
+        assert rig.violations == []
+    # The sweep leaves the panel working at the configured clock.
+    card = pattern(240, 320)
+    display.show_frame(rgb888_to_rgb565(card).data)
+    expect_memory(rig, display, card, 0, 0)

@@ -19,6 +19,7 @@ when someone looks.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -31,11 +32,14 @@ from PIL import Image, ImageOps
 from libloop import ili9341
 from libloop._types import Buffer
 from libloop.color import rgb565_to_rgb888, rgb888_to_rgb565
+from libloop.errors import TransferCut
 from libloop.ili9341 import PANEL_HEIGHT, PANEL_WIDTH, RESET_DELAY_S, Delay, Op, Rotation, Transfer
 from libloop.transport.backlight import check_level
-from libloop.transport.base import Backlight, BusStats, OutputPin, SpiBus, byte_view
+from libloop.transport.base import Backlight, BusStats, OutputPin, SpiBus, SpiLink, byte_view
 
 __all__ = ["RESET_PULSE_S", "Display", "Fit"]
+
+log = logging.getLogger(__name__)
 
 #: How long RESET is held low (the datasheet asks for at least 10 µs).
 RESET_PULSE_S = 20e-6
@@ -134,6 +138,10 @@ class Display:
         """Transfers and bytes the bus has sent, commands included (a snapshot)."""
         return self.bus.stats.copy()
 
+    def link(self) -> SpiLink:
+        """The bus's clocks and fault state (see :class:`~libloop.transport.base.SpiLink`)."""
+        return self.bus.link()
+
     def __repr__(self) -> str:
         w, h = self.size
         return f"<Display {w}x{h} {self._rotation.name} {'open' if self._open else 'closed'} on {self.bus!r}>"
@@ -216,7 +224,22 @@ class Display:
     # --- the loop ------------------------------------------------------------------------
 
     def send(self, ops: Iterable[Op]) -> None:
-        """Perform encoder ops: transfers go to the bus with D/C set, delays are slept."""
+        """Perform encoder ops: transfers go to the bus with D/C set, delays are slept.
+
+        When the bus cuts a transfer short and changes how it sends (:class:`TransferCut`, the
+        Pi 5's DMA fault), part of the data may have reached the panel; the ops are sent once
+        more from the start, which every encoder sequence allows (each one sets its window).
+        """
+        batch = ops if isinstance(ops, list) else list(ops)
+        with self._lock:
+            try:
+                self._perform(batch)
+            except TransferCut as exc:
+                log.warning("resending an operation the SPI bus cut short: %s", exc)
+                self._dc_level = None
+                self._perform(batch)
+
+    def _perform(self, ops: list[Op]) -> None:
         with self._lock:
             write = self.bus.write
             for op in ops:
@@ -245,6 +268,38 @@ class Display:
             if self._shadow is not None:
                 with self._shadow_lock:
                     self._shade(x0, y0, x1, y1, data)
+
+    def read_memory(self, x0: int, y0: int, x1: int, y1: int) -> bytes:
+        """Read a window of frame memory back over MISO: ``3 * w * h`` bytes, R, G, B a pixel.
+
+        Each byte holds a 6-bit level in its high bits (RGB666, whatever COLMOD is). The read
+        runs in chip-select frames that each carry their read command (RAMRD, then RAMRDC), at
+        the bus's read clock, with D/C low throughout.
+
+        Raises:
+            ValueError: the window is outside the drawing area.
+            TransportError: the bus failed.
+        """
+        with self._lock:
+            window = ili9341.set_window(x0, y0, x1, y1, self._rotation)
+            for attempt in (1, 2):
+                try:
+                    self.send(window)
+                    self._set_dc(False)
+                    out = bytearray()
+                    for command, n in ili9341.read_frames(x0, y0, x1, y1, self.bus.max_read):
+                        out += self.bus.read(command, n)[1:]  # the dummy byte first
+                    return bytes(out)
+                except TransferCut:
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
+
+    def _set_dc(self, level: bool) -> None:
+        if level != self._dc_level:
+            self._dc_level = None
+            self.dc.set(level)
+            self._dc_level = level
 
     def show_frame(self, data: Buffer) -> None:
         """Write a whole frame (``width * height * 2`` bytes of RGB565 big-endian)."""

@@ -47,6 +47,17 @@ class TransportTimeout(TransportError):
     code = "transport_timeout"
 
 
+class TransferCut(TransportError):
+    """An SPI transfer failed part-way and the bus has changed how it sends; resend the whole operation.
+
+    Raised by a bus that switched to smaller transfers after a driver fault (the Pi 5's DMA
+    timeouts). Some of the failed transfer may have reached the panel, so the caller must
+    start the operation again from its address window; the display does this itself.
+    """
+
+    code = "spi_transfer_cut"
+
+
 class DeviceNotFound(HardwareError):
     """A device node (``/dev/spidev*``, ``/dev/gpiochip*``) does not exist."""
 

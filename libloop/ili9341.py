@@ -68,6 +68,7 @@ __all__ = [
     "invert",
     "logical_size",
     "madctl",
+    "read_frames",
     "read_length",
     "read_memory",
     "set_rotation",
@@ -404,6 +405,32 @@ def read_memory(x0: int, y0: int, x1: int, y1: int, rotation: Rotation = Rotatio
     high bits), whatever COLMOD is; decode them with :func:`decode_read`.
     """
     return [*set_window(x0, y0, x1, y1, rotation), _CMD[Cmd.RAMRD]]
+
+
+def read_frames(x0: int, y0: int, x1: int, y1: int, max_frame: int) -> list[tuple[bytes, int]]:
+    """How to read a window's pixels in chip-select frames of at most ``max_frame`` bytes.
+
+    The chip ends a read when chip select rises (datasheet 7.1.10), so each frame carries its
+    own command: RAMRD for the first, RAMRDC (which goes on after the last pixel read) for the
+    rest. Returns ``(command, nbytes)`` per frame: the command byte goes out first in the
+    frame, then ``nbytes`` are clocked in — a dummy byte and whole 3-byte pixels. Send
+    :func:`set_window` first; :func:`decode_read` each answer.
+
+    Raises:
+        ValueError: ``max_frame`` cannot hold a command, a dummy byte and one pixel.
+    """
+    per_frame = (max_frame - 2) // 3
+    if per_frame < 1:
+        raise ValueError(f"a read frame needs at least 5 bytes (command, dummy, one pixel), not {max_frame}")
+    left = (x1 - x0 + 1) * (y1 - y0 + 1)
+    if left < 1:
+        raise ValueError(f"the window ({x0}, {y0})-({x1}, {y1}) is empty")
+    frames: list[tuple[bytes, int]] = []
+    while left:
+        k = min(left, per_frame)
+        frames.append((bytes((Cmd.RAMRDC if frames else Cmd.RAMRD,)), 1 + 3 * k))
+        left -= k
+    return frames
 
 
 def read_length(x0: int, y0: int, x1: int, y1: int) -> int:

@@ -139,7 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("fsck", "check the library; --repair fixes what it can and quarantines the rest", "fsck")
     p.add_argument("--repair", action="store_true")
 
-    add("doctor", "check SPI, GPIO, permissions and the service, and say how to fix each problem", "doctor")
+    p = add(
+        "doctor", "check SPI, GPIO, permissions and the service, and say how to fix each problem", "doctor"
+    )
+    p.add_argument("--json", action="store_true", help="print every finding, with its fix, as JSON")
+    p.add_argument(
+        "--spi-sweep",
+        action="store_true",
+        help="find the fastest SPI clock this module takes (MISO wired; stop the service first)",
+    )
 
     p = add(
         "install-service", "write and enable the systemd unit for this Python environment", "install_service"

@@ -11,11 +11,15 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from libloop.errors import LoopError
 from libloop.wording import plural
 from loopapp.config import Config, default_data_dir
 from loopapp.progress import ProgressBar
+
+if TYPE_CHECKING:
+    from libloop.sweep import SweepResult
 
 
 @contextlib.contextmanager
@@ -138,17 +142,47 @@ def fsck(args: argparse.Namespace, config: Config) -> int:
 
 
 def doctor(args: argparse.Namespace, config: Config) -> int:
-    from loopapp.doctor import format_checks, run_checks
+    from loopapp.device import running_health
+    from loopapp.doctor import format_checks, report, run_checks
 
     w = config.wiring
+    health = running_health(config)
+    display = (health or {}).get("display") or {}
     checks = run_checks(
-        spi_bus=w.spi_bus, spi_device=w.spi_device, gpio_chip=w.gpio_chip, data_dir=config.data_dir
-    )
-    print(format_checks(checks))
+        spi_bus=w.spi_bus, spi_device=w.spi_device, gpio_chip=w.gpio_chip, data_dir=config.data_dir,
+        speed_hz=w.speed_hz, backlight_gpio=w.backlight, backlight_pwm=w.backlight_pwm,
+        device_spi=display.get("spi") if isinstance(display, dict) else None,
+    )  # fmt: skip
+    result = _spi_sweep(config, running=health is not None) if args.spi_sweep else None
+    if args.json:
+        body = report(checks, speed_hz=w.speed_hz, sweep=result.to_dict() if result else None)
+        json.dump(body, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(format_checks(checks))
+        if result is not None:
+            print(result.summary())
     bad = [c for c in checks if not c.ok]
     if bad:
-        raise LoopError(f"{plural(len(bad), 'problem')} found; each is listed above with its fix.")
+        where = "in the report" if args.json else "above"
+        raise LoopError(f"{plural(len(bad), 'problem')} found; each is listed {where} with its fix.")
+    if result is not None and result.fastest is None:
+        raise LoopError(result.summary())
     return 0
+
+
+def _spi_sweep(config: Config, *, running: bool) -> SweepResult:
+    """Run the SPI clock sweep on the panel; the device must not be running."""
+    if running:
+        raise LoopError(
+            "The sweep needs the panel to itself; stop the running device first "
+            "(sudo systemctl stop loop.service) and run it again."
+        )
+    from loopapp.doctor_pi import print_step, spi_sweep
+    from loopapp.hardware import pi_hardware
+
+    print("Sweeping the SPI clock: writing test patterns and reading them back over MISO...", file=sys.stderr)
+    return spi_sweep(pi_hardware(config), config, progress=print_step)
 
 
 def install_service(args: argparse.Namespace, config: Config) -> int:

@@ -19,6 +19,8 @@ spi_mode = 0
 dc = 24
 reset = 25
 backlight = 18
+backlight_pwm = "auto"  # auto: dim through hardware PWM when dtoverlay=pwm is set, else on/off;
+                        # "pwm": PWM or fail; "pin": on/off only
 gpio_chip = ""        # label of the header's gpiochip; empty: detect
 
 [web]
@@ -95,6 +97,7 @@ class WiringConfig:
     dc: int = 24
     reset: int = 25
     backlight: int = 18
+    backlight_pwm: str = "auto"
     gpio_chip: str = ""
 
 
@@ -184,6 +187,10 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"web.port must be between 0 and 65535, not {config.web.port}.")
     if not 1_000_000 <= config.wiring.speed_hz <= 125_000_000:
         raise ConfigError(f"wiring.speed_hz must be between 1 MHz and 125 MHz, not {config.wiring.speed_hz}.")
+    if config.wiring.backlight_pwm not in ("auto", "pwm", "pin"):
+        raise ConfigError(
+            f'wiring.backlight_pwm must be "auto", "pwm" or "pin", not {config.wiring.backlight_pwm!r}.'
+        )
     if config.player.night and not re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", config.player.night):
         raise ConfigError(f'player.night must look like "23:00-07:00", not {config.player.night!r}.')
     return config

@@ -387,7 +387,13 @@ class Device:
         from libloop.ili9341 import Cmd, command
 
         self.display.send(command(Cmd.NOP))
-        return "answers on SPI"
+        from libloop.transport.spiclock import mhz
+
+        link = self.display.link()
+        clock = mhz(link.clock_hz)
+        if link.degraded:
+            return f"answers on SPI at {clock}, degraded: {link.reason}"
+        return f"answers on SPI at {clock}"
 
     def _probe_web(self) -> str:
         """The dashboard answers HTTP (any status: a password may guard the API)."""
@@ -413,7 +419,13 @@ class Device:
             "bytes_sent": stats.bytes,
             "transfers": stats.transfers,
             "simulated": self.simulated,
+            "spi": self.display.link().to_dict(),
+            "backlight": self._backlight_info(),
         }
+
+    def _backlight_info(self) -> str | None:
+        describe = getattr(self.hardware.backlight, "describe", None)
+        return str(describe()) if callable(describe) else None
 
     # --- what the web app needs (webapp.services.Services) ---------------------------------
 
@@ -514,18 +526,31 @@ def _api_message(exc: urllib.error.HTTPError) -> str:
         return f"The running device answered HTTP {exc.code}."
 
 
+def _device_health(device: tuple[str, str]) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(_request(device, "GET", "/api/health"), timeout=10) as response:
+            report: dict[str, Any] = json.loads(response.read())
+            return report
+    except (OSError, ValueError):
+        return None
+
+
+def running_health(config: Config) -> dict[str, Any] | None:
+    """The running device's ``/api/health`` answer, or None when no device answers."""
+    device = running_device(config)
+    return None if device is None else _device_health(device)
+
+
 def health_report(config: Config) -> dict[str, Any]:
     """The running device's health; else ``state`` "not running" (or "not answering", with its
     ``url``, when its process lives but its API does not answer) and this machine's resources."""
     device = running_device(config)
     state: dict[str, Any] = {"state": "not running"}
     if device is not None:
-        try:
-            with urllib.request.urlopen(_request(device, "GET", "/api/health"), timeout=10) as response:
-                report: dict[str, Any] = json.loads(response.read())
-                return report
-        except (OSError, ValueError):
-            state = {"state": "not answering", "url": device[0]}
+        report = _device_health(device)
+        if report is not None:
+            return report
+        state = {"state": "not answering", "url": device[0]}
     from libloop.health import ResourceMonitor
 
     monitor = ResourceMonitor(config.data_dir)  # the disk of its nearest existing parent

@@ -1,8 +1,9 @@
 """``loop doctor``: checks what a Pi needs to run LOOP, and says how to fix each problem.
 
 Every check is a pure reading of the system (files under ``/dev`` and ``/sys``, group
-membership, ``systemctl is-active``); the roots and the runner are injectable so the checks
-are tested against a fake tree.
+membership, ``systemctl is-active``, ``vcgencmd``); the roots and the runner are injectable
+so the checks are tested against a fake tree. ``report()`` is the ``--json`` shape: every
+finding as ``{"check", "ok", "detail", "fix"}`` and the SPI clock this board really runs.
 """
 
 from __future__ import annotations
@@ -14,26 +15,22 @@ import os
 import pwd
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from libloop.health.resources import MB, Thresholds, read_throttle
+from libloop.transport.pwm import SysfsFiles
+from libloop.transport.spiclock import MODEL_PATH, read_model
+from libloop.transport.spidev_bus import READ_SPEED_HZ
 from libloop.wording import plural
+from loopapp.doctor_pi import Check, check_clock, check_link, check_pwm, gpio_chip_label, spi_clock_info
+
+__all__ = ["Check", "format_checks", "report", "run_checks"]
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
 BUFSIZ_WANTED = 65536
-
-
-@dataclass(frozen=True)
-class Check:
-    """One check's verdict; ``fix`` says what to do when ``ok`` is False."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str | None = None
 
 
 def _check_spi(dev: Path, bus: int, device: int) -> Check:
@@ -92,29 +89,9 @@ def _check_access(
     return Check("device permissions", False, f"{user} cannot read and write {', '.join(denied)}", fix)
 
 
-def _chip_label(chip: Path, sysfs: Path) -> str | None:
-    """A gpiochip's label: from libgpiod when installed, else from sysfs."""
-    try:
-        import gpiod  # lazily: doctor must run where the pi extra is missing
-
-        with gpiod.Chip(str(chip)) as handle:
-            return str(handle.get_info().label)
-    except Exception:
-        pass
-    for label in (
-        sysfs / "bus/gpio/devices" / chip.name / "label",
-        sysfs / "class/gpio" / chip.name / "label",
-    ):
-        try:
-            return label.read_text().strip()
-        except OSError:
-            continue
-    return None
-
-
 def _check_gpio(dev: Path, sysfs: Path, wanted: str) -> Check:
     chips = sorted(dev.glob("gpiochip*"))
-    labels = {c.name: _chip_label(c, sysfs) for c in chips}
+    labels = {c.name: gpio_chip_label(c, sysfs) for c in chips}
     if wanted:
         found = [name for name, label in labels.items() if label == wanted]
     else:
@@ -173,7 +150,7 @@ def _check_disk(data_dir: Path, disk_usage: Callable[[str], object], reserve_mb:
 
 
 def _check_power(sysfs: Path, run: Runner) -> Check:
-    flags = read_throttle(sysfs, run=run)
+    flags = read_throttle(sysfs, run=run, order=("vcgencmd", "rpi_volt"))  # every flag, once
     if flags is None:
         return Check("power", True, "no Raspberry Pi power flags on this machine")
     if flags.under_voltage or flags.under_voltage_occurred:
@@ -199,12 +176,23 @@ def run_checks(
     find_spec: Callable[[str], object] = importlib.util.find_spec,
     disk_usage: Callable[[str], object] | None = None,
     reserve_mb: int = Thresholds().disk_reserve_mb,
+    speed_hz: int = 64_000_000,
+    backlight_gpio: int = 18,
+    backlight_pwm: str = "auto",
+    model_path: Path = MODEL_PATH,
+    pwm_files: SysfsFiles | None = None,
+    device_spi: Mapping[str, Any] | None = None,
 ) -> list[Check]:
-    """Run every check, in the order a person would fix them."""
+    """Run every check, in the order a person would fix them.
+
+    ``device_spi`` is the running device's SPI state (its ``/api/health`` display section's
+    ``spi``), when one runs.
+    """
     import psutil  # a core dependency; imported here to keep module import light
 
     who = user or pwd.getpwuid(os.geteuid()).pw_name
     can_use = access or (lambda p: os.access(p, os.R_OK | os.W_OK))
+    link = check_link(device_spi)
     return [
         _check_spi(dev_root, spi_bus, spi_device),
         _check_bufsiz(sysfs_root),
@@ -213,6 +201,9 @@ def run_checks(
         ),
         _check_gpio(dev_root, sysfs_root, gpio_chip),
         _check_extra(find_spec),
+        check_clock(read_model(model_path), speed_hz, run),
+        check_pwm(sysfs_root, backlight_gpio, backlight_pwm, files=pwm_files, user=who),
+        *([link] if link is not None else []),
         _check_service(run),
         _check_disk(data_dir, disk_usage or psutil.disk_usage, reserve_mb),
         _check_power(sysfs_root, run),
@@ -229,3 +220,23 @@ def format_checks(checks: list[Check]) -> str:
     problems = sum(not c.ok for c in checks)
     lines.append("All checks passed." if not problems else f"{problems} problem{'s' * (problems > 1)} found.")
     return "\n".join(lines)
+
+
+def report(
+    checks: list[Check],
+    *,
+    speed_hz: int = 64_000_000,
+    model_path: Path = MODEL_PATH,
+    run: Runner = subprocess.run,
+    sweep: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """What ``loop doctor --json`` prints: the verdict, every finding with its fix, the real SPI clock."""
+    body: dict[str, object] = {
+        "ok": all(c.ok for c in checks),
+        "problems": sum(not c.ok for c in checks),
+        "findings": [c.to_dict() for c in checks],
+        "spi": spi_clock_info(read_model(model_path), speed_hz, READ_SPEED_HZ, run),
+    }
+    if sweep is not None:
+        body["sweep"] = dict(sweep)
+    return body

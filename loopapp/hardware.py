@@ -57,8 +57,12 @@ def sim_hardware(config: Config, *, clock: Any = None) -> Hardware:
 
 
 def pi_hardware(config: Config) -> Hardware:
-    """spidev and libgpiod v2 lines, wired as the config says (nothing is opened yet)."""
-    from libloop.transport.backlight import PinBacklight
+    """spidev, libgpiod v2 lines and sysfs PWM, wired as the config says (nothing is opened yet).
+
+    The backlight dims through hardware PWM when the kernel offers it on the backlight pin
+    (``dtoverlay=pwm,pin=18,func=2``), else it is switched on and off (``backlight_pwm``).
+    """
+    from libloop.transport.backlight import AutoBacklight, PinBacklight, SysfsPwmBacklight
     from libloop.transport.gpio import GpiodPin
     from libloop.transport.spidev_bus import SpidevBus
 
@@ -67,5 +71,11 @@ def pi_hardware(config: Config) -> Hardware:
     bus = SpidevBus(w.spi_bus, w.spi_device, speed_hz=w.speed_hz, mode=w.spi_mode)
     dc = GpiodPin(w.dc, chip_label=label)
     reset = GpiodPin(w.reset, chip_label=label, initial=True)
-    backlight = PinBacklight(GpiodPin(w.backlight, chip_label=label))
+    backlight: Backlight
+    if w.backlight_pwm == "pwm":
+        backlight = SysfsPwmBacklight(gpio=w.backlight)
+    elif w.backlight_pwm == "pin":
+        backlight = PinBacklight(GpiodPin(w.backlight, chip_label=label))
+    else:
+        backlight = AutoBacklight(w.backlight, GpiodPin(w.backlight, chip_label=label))
     return Hardware(bus=bus, dc=dc, reset=reset, backlight=backlight)

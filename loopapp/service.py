@@ -118,12 +118,16 @@ def render_unit(
         f"RestartSec={limit.restart_sec}",
         f"TimeoutStartSec={limit.start_sec}",
         f"TimeoutStopSec={timeout_stop_sec}",
-        # Hardening that keeps /dev/spidev* and /dev/gpiochip* reachable (no PrivateDevices).
+        # Hardening that keeps /dev/spidev* and /dev/gpiochip* reachable (no PrivateDevices, no
+        # DeviceAllow) and /sys/class/pwm writable for the dimmable backlight: no
+        # ProtectKernelTunables, which makes all of /sys read-only. For a service running as an
+        # ordinary user it protected little anyway: the only /sys files such a user can write
+        # are the ones udev gives to its groups (the gpio group's PWM and GPIO files).
         "NoNewPrivileges=yes",
         "ProtectSystem=full",
         f"ReadWritePaths={_path_setting(data_dir)}",
         "PrivateTmp=yes",
-        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
         "ProtectControlGroups=yes",
         "",
         "[Install]",

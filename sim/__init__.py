@@ -8,12 +8,14 @@ from __future__ import annotations
 from sim.fakespi import FakeSpiDev, TranscriptEntry
 from sim.panel import Ili9341Panel, PanelViolation, Violation, ViolationKind
 from sim.pins import FakeBacklight, FakePin
+from sim.pwm import FakePwmSysfs
 from sim.viewer import Viewer
 from sim.wiring import SimWiring
 
 __all__ = [
     "FakeBacklight",
     "FakePin",
+    "FakePwmSysfs",
     "FakeSpiDev",
     "Ili9341Panel",
     "PanelViolation",

@@ -34,6 +34,20 @@ What the model does, and why:
   each level's top bit (8 colours). The backlight scales the light; at 0 the glass is black.
 * RAMRD/RAMRDC: ``read(n)`` answers a dummy byte, then three bytes a pixel (the 6-bit levels
   in the high bits), whatever COLMOD is, in memory order as written.
+* Chip select (datasheet 7.1.10, "Read Cycle Sequence"): once the host has sent a read
+  command, the following bytes go the other way until CSX rises, and a rising CSX ends the
+  read. So a read only works when the command and the data are in one CSX-low frame:
+  ``exchange(data, dc)`` is such a frame's full-duplex traffic. Writes are not cut by CSX:
+  a memory write or a multi-byte parameter pauses while CSX is high and continues where it
+  stopped (7.1.9 / 7.1.11, "Data Transfer Break / Pause"), which is why every driver may send
+  a command and its data in separate transfers. Bytes clocked while CSX is high are ignored.
+  Until a wiring drives ``csx()`` the line is taken as tied low (some modules ground it),
+  and a read then lasts until the next command.
+* Clocks: the wiring sets ``sclk_hz`` before each transfer. Reads faster than the serial read
+  cycle allows (tSCYCR >= 150 ns, datasheet 19.4.2: 6.67 MHz) are reported and come back
+  mis-sampled; pixel data written above ``reliable_hz`` (a property of the module and its
+  wires, not of the chip: many are fine to ~60 MHz, some not above 40) arrives one bit late,
+  the way a marginal link fails. Commands are kept intact so the controller stays sane.
 * Unknown and vendor commands (luma sends the undocumented EFh) are accepted and recorded in
   ``commands``. Partial mode and vertical scrolling are recorded, not rendered.
 * Frame memory after power-on is undefined on the chip; the model starts it black. Like the
@@ -73,6 +87,8 @@ _MY, _MX, _MV, _BGR = 0x80, 0x40, 0x20, 0x08
 _RESET_WAIT = 0.005  # SWRESET / RESX: before any command
 _SLEEP_WAIT = 0.120  # SLPOUT -> SLPIN, SLPIN -> SLPOUT, reset in sleep-out -> SLPOUT
 _CMD_WAIT = 0.005  # SLPOUT / SLPIN -> any command
+#: The fastest read clock the datasheet allows (serial read cycle tSCYCR >= 150 ns).
+MAX_READ_HZ = 1e9 / 150
 
 
 class PanelError(LoopError):
@@ -91,7 +107,9 @@ class ViolationKind(enum.Enum):
     PARAMETER_COUNT = "a command with the wrong number of parameters"
     PIXEL_FORMAT = "an unsupported COLMOD pixel format"
     INCOMPLETE_PIXEL = "a memory write stopped in the middle of a pixel"
-    READ_WITHOUT_COMMAND = "a read with no read command before it"
+    READ_WITHOUT_COMMAND = "a read with no read command before it in the same chip-select frame"
+    CHIP_SELECT_INACTIVE = "bytes clocked while chip select was inactive (CSX high), which the chip ignores"
+    READ_CLOCK = "a read clocked faster than the serial read cycle allows (tSCYCR >= 150 ns)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +176,8 @@ class Ili9341Panel:
         mirror_y: the glass is mirrored top-bottom relative to the common module.
         strict: raise :class:`PanelViolation` at a datasheet violation instead of recording it.
         clock: the time base for reset and sleep waits (a ``FakeClock`` in tests).
+        reliable_hz: the fastest write clock this module takes without errors (None: any).
+        max_read_hz: the fastest read clock (the datasheet's, by default).
     """
 
     def __init__(
@@ -168,8 +188,14 @@ class Ili9341Panel:
         mirror_y: bool = False,
         strict: bool = False,
         clock: Clock | None = None,
+        reliable_hz: float | None = None,
+        max_read_hz: float = MAX_READ_HZ,
     ) -> None:
         self.bgr_filter = bgr_filter
+        self.reliable_hz = reliable_hz
+        self.max_read_hz = max_read_hz
+        #: The serial clock of the transfer in progress, set by the wiring (None: unknown).
+        self.sclk_hz: float | None = None
         self.mirror_x = mirror_x
         self.mirror_y = mirror_y
         self.strict = strict
@@ -190,6 +216,8 @@ class Ili9341Panel:
         self._log: list[tuple[int, bytearray]] = []
         self._ready_at = -1.0
         self._sleep_toggle_at = -1.0
+        self._csx_high = False  # tied low until a wiring drives it
+        self._late_bit = 0  # the bit a marginal link carries into the next byte
         self._reset_registers()
 
     # --- public ----------------------------------------------------------------------
@@ -242,10 +270,13 @@ class Ili9341Panel:
         view = memoryview(cast(Buffer, data))  # numpy arrays export the buffer protocol
         if view.ndim != 1 or view.format != "B":
             view = view.cast("B")
-        if len(view) == 0:
+        if len(view) == 0 or not self._selected(len(view)):
             return
         self.transfers += 1
         self.bytes_written += len(view)
+        self._receive(view, dc)
+
+    def _receive(self, view: memoryview, dc: bool) -> None:
         now = self.clock.monotonic()
         if now < self._ready_at:
             self._violate(
@@ -259,19 +290,95 @@ class Ili9341Panel:
             for byte in view:
                 self._command(byte, now)
 
+    def _selected(self, n: int) -> bool:
+        if self._csx_high:
+            self._violate(
+                ViolationKind.CHIP_SELECT_INACTIVE,
+                f"{n} bytes were clocked while CSX was high, so the chip ignored them; check the SPI "
+                "mode flags (cshigh, no_cs) and the chip-select wiring",
+            )
+            return False
+        return True
+
+    def csx(self, high: bool) -> None:
+        """The CSX line: low selects the chip; a rising edge ends a read (datasheet 7.1.10)."""
+        high = bool(high)
+        if high and not self._csx_high and self._reading:
+            self._finish_read()
+            self._read_cut = True
+        self._csx_high = high
+
+    def exchange(self, data: Buffer, dc: bool) -> bytes:
+        """One full-duplex transfer inside a CSX-low frame: returns what the chip puts on MISO.
+
+        Bytes before and including a read command are taken as usual (MISO idles at 0); once a
+        read command has been taken, the rest of the frame clocks the answer out and MOSI is
+        ignored, as on the chip.
+        """
+        view = memoryview(data)
+        if view.ndim != 1 or view.format != "B":
+            view = view.cast("B")
+        n = len(view)
+        if n == 0 or not self._selected(n):
+            return bytes(n)
+        self.transfers += 1
+        if self._reading or (dc and self._read_cut):  # the host means to read; say why it cannot
+            return self._answer(n)
+        if dc:
+            self.bytes_written += n
+            self._receive(view, True)
+            return bytes(n)
+        for i in range(n):
+            self.bytes_written += 1
+            self._receive(view[i : i + 1], False)
+            if self._reading:
+                return bytes(i + 1) + self._answer(n - i - 1)
+        return bytes(n)
+
     def read(self, n: int) -> bytes:
         """Clock ``n`` bytes out of the panel (MISO) after a read command such as RAMRD."""
         if n <= 0:
             return b""
-        if self._cmd not in _READS:
-            self._violate(ViolationKind.READ_WITHOUT_COMMAND, "a read came with no read command before it")
+        return self._answer(n)
+
+    def _answer(self, n: int) -> bytes:
+        if n <= 0:
+            return b""
+        if not self._reading:
+            why = "; chip select rose after the read command, which ended the read" if self._read_cut else ""
+            self._violate(
+                ViolationKind.READ_WITHOUT_COMMAND,
+                f"a read came with no read command before it{why}; send the read command and clock "
+                "the answer in one chip-select frame",
+            )
             return bytes(n)
+        assert self._cmd is not None
         if self._cmd in (Cmd.RAMRD, Cmd.RAMRDC):
-            return self._read_memory(n)
-        answer = self._register_answer(self._cmd)
-        start = self._read_offset
-        self._read_offset += n
-        return (answer + bytes(max(0, start + n - len(answer))))[start : start + n]
+            answer = self._read_memory(n)
+        else:
+            text = self._register_answer(self._cmd)
+            start = self._read_offset
+            self._read_offset += n
+            answer = (text + bytes(max(0, start + n - len(text))))[start : start + n]
+        hz = self.sclk_hz
+        if hz is not None and hz > self.max_read_hz * 1.0001:
+            self._violate(
+                ViolationKind.READ_CLOCK,
+                f"a read was clocked at {hz / 1e6:.2f} MHz but the ILI9341 reads at most "
+                f"{self.max_read_hz / 1e6:.2f} MHz; read at a slower clock",
+            )
+            return self._late(answer)
+        return answer
+
+    def _late(self, data: bytes) -> bytes:
+        """What a receiver sampling one bit late gets: every byte shifted right by one."""
+        out = bytearray(len(data))
+        carry = self._late_bit
+        for i, b in enumerate(data):
+            out[i] = (b >> 1) | (carry << 7)
+            carry = b & 1
+        self._late_bit = carry
+        return bytes(out)
 
     def snapshot(self, rotation: Rotation = Rotation.R0) -> Image.Image:
         """What a person sees on the glass, as an RGB image.
@@ -331,6 +438,8 @@ class Ili9341Panel:
         self._expected: int | None = None
         self._pending = bytearray()
         self._read_offset = 0
+        self._reading = False
+        self._read_cut = False
         self._lut_r = bytearray(((c << 1) | (c >> 4)) for c in range(32))
         self._lut_g = bytearray(range(64))
         self._lut_b = bytearray(((c << 1) | (c >> 4)) for c in range(32))
@@ -353,11 +462,21 @@ class Ili9341Panel:
 
     # --- commands ------------------------------------------------------------------------
 
+    def _finish_read(self) -> None:
+        """A read ends: RAMRDC will go on after the pixels read."""
+        if self._reading:
+            if self._cmd in (Cmd.RAMRD, Cmd.RAMRDC) and self._read_offset > 1:
+                self._advance((self._read_offset - 1) // 3)
+            self._read_offset = 0
+            self._reading = False
+            self._cmd = None
+
     def _command(self, byte: int, now: float) -> None:
         self._finish_command()
-        if self._cmd in (Cmd.RAMRD, Cmd.RAMRDC) and self._read_offset > 1:
-            self._advance((self._read_offset - 1) // 3)  # RAMRDC goes on after what was read
+        self._finish_read()
         self._cmd = byte
+        self._reading = byte in _READS
+        self._read_cut = False
         self._params = bytearray()
         self._log.append((byte, self._params))
         self._expected = 0 if byte in _NO_PARAMS else _FIXED_PARAMS.get(byte)
@@ -518,6 +637,9 @@ class Ili9341Panel:
         return cells
 
     def _pixels(self, view: memoryview) -> None:
+        hz, limit = self.sclk_hz, self.reliable_hz
+        if hz is not None and limit is not None and hz > limit:
+            view = memoryview(self._late(bytes(view)))
         size = 2 if self._bpp == 16 else 3
         if self._pending:
             take = min(size - len(self._pending), len(view))

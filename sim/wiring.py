@@ -1,9 +1,11 @@
 """The simulated rig in one call: panel, fake spidev, D/C, RESET and backlight, wired up.
 
 ``SimWiring().bus`` is a real ``SpidevBus`` over a ``FakeSpiDev``, so the simulator runs the
-same bus code as a Pi; only the ``spidev.SpiDev`` object underneath is fake. The lines are
-connected the way the breakout is: a rising edge on RESET (the end of the pulse) resets the
-panel's controller, and the backlight level lights the glass.
+same bus code as a Pi; only the ``spidev.SpiDev`` object underneath is fake. The dimmable
+backlight is likewise the Pi's ``SysfsPwmBacklight`` over a model of the kernel's PWM files
+(``sim.pwm``). The lines are connected the way the breakout is: a rising edge on RESET (the
+end of the pulse) resets the panel's controller, and the PWM duty cycle (or the on/off line)
+lights the glass.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from libloop.clock import Clock, FakeClock
 from libloop.ili9341 import Rotation
-from libloop.transport.backlight import PinBacklight
+from libloop.transport.backlight import PinBacklight, SysfsPwmBacklight
 from libloop.transport.base import Backlight
 from libloop.transport.spidev_bus import SpidevBus
 from sim.fakespi import DEFAULT_OVERHEAD_S, FakeSpiDev
 from sim.panel import Ili9341Panel
-from sim.pins import FakeBacklight, FakePin
+from sim.pins import FakePin
+from sim.pwm import FakePwmSysfs
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -32,18 +35,19 @@ class SimWiring:
     """Everything between the ``Display`` and the simulated glass.
 
     Args:
-        bgr_filter, mirror_x, mirror_y, strict: passed to ``Ili9341Panel``.
+        bgr_filter, mirror_x, mirror_y, strict, reliable_hz: passed to ``Ili9341Panel``.
         speed_hz: the SPI clock the bus asks for (the wire-time model uses it).
         bufsiz: the spidev driver's transfer limit (4096 is the Raspberry Pi OS default).
         clock: the time base of the panel, the fake bus and the pins. A ``FakeClock`` (the
             default) is advanced by modelled wire time and by ``sleep``; any other clock is
             only read, and ``sleep`` really sleeps.
-        pwm_backlight: a dimmable backlight (True) or an on/off line like most breakouts.
-        overhead_s, record_payloads: passed to ``FakeSpiDev``.
+        pwm_backlight: a dimmable backlight on hardware PWM (True) or an on/off line.
+        overhead_s, record_payloads, miso: passed to ``FakeSpiDev``.
         panel: use this panel instead of building one.
 
     Attributes:
-        panel, device, bus, dc, reset, backlight, clock.
+        panel, device, bus, dc, reset, backlight, clock; ``pwm`` (the kernel's PWM files) with
+        a PWM backlight, ``backlight_pin`` with an on/off one.
     """
 
     def __init__(
@@ -60,16 +64,25 @@ class SimWiring:
         overhead_s: float = DEFAULT_OVERHEAD_S,
         record_payloads: bool = False,
         panel: Ili9341Panel | None = None,
+        reliable_hz: float | None = None,
+        miso: bool = True,
     ) -> None:
         self.clock: Clock = clock if clock is not None else FakeClock(0.0)
         self.panel = panel or Ili9341Panel(
-            bgr_filter=bgr_filter, mirror_x=mirror_x, mirror_y=mirror_y, strict=strict, clock=self.clock
+            bgr_filter=bgr_filter,
+            mirror_x=mirror_x,
+            mirror_y=mirror_y,
+            strict=strict,
+            clock=self.clock,
+            reliable_hz=reliable_hz,
         )
         self.dc = FakePin("dc", clock=self.clock)
         self.reset = FakePin("reset", initial=True, clock=self.clock, on_change=self._on_reset)
         self.backlight: Backlight
+        self.pwm: FakePwmSysfs | None = None
         if pwm_backlight:
-            self.backlight = FakeBacklight(clock=self.clock, on_change=self._on_backlight)
+            self.pwm = FakePwmSysfs(on_change=self._on_pwm)
+            self.backlight = SysfsPwmBacklight(gpio=18, files=self.pwm, sleep=self.sleep)
             self.backlight_pin: FakePin | None = None
         else:
             self.backlight_pin = FakePin("backlight", clock=self.clock, on_change=self._on_backlight_pin)
@@ -81,8 +94,18 @@ class SimWiring:
             clock=self.clock,
             overhead_s=overhead_s,
             record_payloads=record_payloads,
+            miso=miso,
         )
-        self.bus = SpidevBus(0, 0, speed_hz=speed_hz, spidev_factory=self._device_factory, bufsiz=bufsiz)
+        self.bus = SpidevBus(
+            0,
+            0,
+            speed_hz=speed_hz,
+            spidev_factory=self._device_factory,
+            bufsiz=bufsiz,
+            controller=self.device.controller,
+            model_path=None,
+            clock=self.clock,
+        )
 
     def __repr__(self) -> str:
         return f"<SimWiring {self.device!r} {self.clock!r}>"
@@ -94,8 +117,8 @@ class SimWiring:
         if level:  # RESX rising edge: the controller starts its reset sequence
             self.panel.hardware_reset()
 
-    def _on_backlight(self, percent: int) -> None:
-        self.panel.backlight = percent
+    def _on_pwm(self, chip: int, channel: int, duty: float) -> None:
+        self.panel.backlight = round(duty * 100)
 
     def _on_backlight_pin(self, level: bool) -> None:
         self.panel.backlight = 100 if level else 0

@@ -17,8 +17,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 PIECE = 256 * 1024
-#: Until the cross-site check stops requiring the dashboard's custom header.
-LEGACY_CSRF = {"X-Loop-Request": "1"}
 
 
 @dataclass(frozen=True)
@@ -121,7 +119,7 @@ def post_files(
     try:
         conn.putrequest("POST", f"/api/media{query}")
         conn.putheader("Content-Type", f"multipart/form-data; boundary={boundary}")
-        for key, value in {**LEGACY_CSRF, **(headers or {})}.items():
+        for key, value in (headers or {}).items():
             conn.putheader(key, value)
         if chunked:
             conn.putheader("Transfer-Encoding", "chunked")

@@ -15,17 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.test_e2e_browser import (
-    ARGS,
-    CHROMIUM,
-    SHOTS,
-    panel_center,
-    wait_for,
-)
+from tests.test_e2e_browser import CHROMIUM, browser, panel_center, shot, wait_for
 from tests.test_upload_http import noisy_jpeg
 from tests.webapp_fixtures import SimServices, gif_bytes
 from webapp import create_app
 from webapp.server import WebServer
+
+__all__ = ["browser"]  # the fixture, shared with the other browser tests
 
 pytestmark = [
     pytest.mark.e2e,
@@ -75,30 +71,13 @@ def served(tmp_path: Path) -> Iterator[tuple[SimServices, str]]:
     yield from _serve(SimServices(tmp_path / "data", threaded=True, max_upload_bytes=200 * MB))
 
 
-@pytest.fixture
-def page(browser: Any) -> Any:
+def phone_page(browser: Any) -> Any:
+    """A phone-sized page that records the page's script errors in ``page.errors``."""
     page = browser.new_page(viewport={"width": 390, "height": 844})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.errors = errors
     return page
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def shot(page: Any, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def row_states(page: Any) -> list[str]:
@@ -109,8 +88,9 @@ def row_states(page: Any) -> list[str]:
 
 
 def test_a_phone_photo_and_a_video_upload_through_the_dashboard(
-    served: tuple[SimServices, str], page: Any, tmp_path: Path
+    served: tuple[SimServices, str], browser: Any, tmp_path: Path
 ) -> None:
+    page = phone_page(browser)
     device, url = served
     photo = noisy_jpeg(tmp_path / "IMG_4032.jpg", (3200, 2400), quality=96, seed=7)
     video = h264_clip(tmp_path / "IMG_4033.MP4")
@@ -136,8 +116,9 @@ def _id(device: SimServices, name: str) -> str:
 
 
 def test_a_batch_with_one_bad_file_says_which_failed_and_that_the_others_were_added(
-    served: tuple[SimServices, str], page: Any
+    served: tuple[SimServices, str], browser: Any
 ) -> None:
+    page = phone_page(browser)
     device, url = served
     page.goto(url)
     page.set_input_files(
@@ -159,8 +140,9 @@ def test_a_batch_with_one_bad_file_says_which_failed_and_that_the_others_were_ad
 
 
 def test_a_duplicate_says_already_in_the_library_and_adds_nothing(
-    served: tuple[SimServices, str], page: Any
+    served: tuple[SimServices, str], browser: Any
 ) -> None:
+    page = phone_page(browser)
     device, url = served
     page.goto(url)
     data = gif_bytes([(0, 200, 0), (0, 100, 0)])
@@ -174,7 +156,8 @@ def test_a_duplicate_says_already_in_the_library_and_adds_nothing(
     assert not any(s == "Added" for s in row_states(page)[1:])
 
 
-def test_drag_and_drop_with_show_on_add(served: tuple[SimServices, str], page: Any) -> None:
+def test_drag_and_drop_with_show_on_add(served: tuple[SimServices, str], browser: Any) -> None:
+    page = phone_page(browser)
     device, url = served
     page.goto(url)
     page.set_input_files(
@@ -199,7 +182,7 @@ def test_drag_and_drop_with_show_on_add(served: tuple[SimServices, str], page: A
 
 def test_a_file_over_the_limit_is_refused_before_it_is_sent(tmp_path: Path, browser: Any) -> None:
     for device, url in _serve(SimServices(tmp_path / "data", threaded=True, max_upload_bytes=1 * MB)):
-        page = browser.new_page(viewport={"width": 390, "height": 844})
+        page = phone_page(browser)
         page.goto(url)
         page.wait_for_selector("#empty:not([hidden])")
         big = tmp_path / "big.jpg"

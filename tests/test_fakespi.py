@@ -187,9 +187,9 @@ def test_wire_time_advances_a_fake_clock() -> None:
     dev = opened(clock=clock)
     dev.max_speed_hz = 64_000_000
     dev.writebytes2(bytes(4096))
-    expected = 4096 * 8 / 64e6 + DEFAULT_OVERHEAD_S
+    expected = 4096 * 8 / 62.5e6 + DEFAULT_OVERHEAD_S  # a Pi 4 divides its 500 MHz core by 8
     assert clock.monotonic() == pytest.approx(10.0 + expected)
-    assert dev.transcript[0].t == 10.0
+    assert dev.transcript[0].t == 10.0 and dev.transcript[0].hz == 62_500_000
     assert dev.wire_seconds == pytest.approx(expected)
 
 
@@ -302,3 +302,67 @@ def test_fake_backlight_validates_and_records() -> None:
     with pytest.raises(ValueError):
         light.set_level(101)
     assert levels == [40] and light.level == 40
+
+
+# --- the kernel's mode, chip select and the wire ------------------------------------------------
+
+
+def test_the_spi_devices_mode_outlives_an_open_and_unsupported_bits_are_einval() -> None:
+    dev = FakeSpiDev(kernel_mode=0x04)  # cshigh, left by another program
+    dev.open(0, 0)
+    assert dev.cshigh and dev.mode == 0
+    dev.mode = 3
+    dev.close()
+    dev.open(0, 0)
+    assert dev.mode == 3 and dev.cshigh  # mode only ever touched CPOL/CPHA
+    with pytest.raises(OSError) as info:
+        dev.lsbfirst = True  # spi-bcm2835 has no LSB-first mode: spi_setup refuses it
+    assert info.value.errno == errno.EINVAL and not dev.lsbfirst
+
+
+def test_each_xfer3_block_is_its_own_chip_select_frame_so_a_long_read_breaks() -> None:
+    from sim.panel import Ili9341Panel
+
+    panel = Ili9341Panel(strict=True, clock=FakeClock(1.0))
+    panel.write(b"\x2c", False)
+    panel.write(b"\xfc" * 60, True)  # 20 white pixels (18-bit, the reset format)
+    dc = FakePin("dc")  # low: command
+    dc.open()
+    dev = FakeSpiDev(panel, dc, bufsiz=16, clock=panel.clock)
+    dev.open(0, 0)
+    assert dev.xfer2([0xD3, 0, 0, 0, 0], 6_000_000)[1:] == [0x00, 0x00, 0x93, 0x41]  # RDID4 in one frame
+    answer = dev.xfer3([0x2E] + [0] * 40, 6_000_000)  # RAMRD: 16-byte blocks, one frame each
+    assert answer[2:16] == (0xFC,) * 14  # the first frame: the dummy byte, then pixels
+    assert answer[16:] == (0,) * 25  # chip select rose: the rest are NOPs and MISO is idle
+
+
+def test_no_cs_leaves_chip_select_to_a_gpio_line() -> None:
+    from sim.panel import Ili9341Panel
+
+    panel = Ili9341Panel(clock=FakeClock(1.0))
+    cs = FakePin("cs", initial=True, on_change=panel.csx)
+    dc = FakePin("dc")  # low: command
+    for pin in (cs, dc):
+        pin.open()
+    dev = FakeSpiDev(panel, dc, clock=panel.clock)
+    dev.open(0, 0)
+    dev.no_cs = True
+    dev.writebytes2(b"\x11")  # CS high on the GPIO: the chip ignores it
+    assert panel.sleeping and panel.violations[-1].kind.name == "CHIP_SELECT_INACTIVE"
+    cs.set(False)
+    dev.writebytes2(b"\x11")
+    assert not panel.sleeping
+
+
+def test_lsbfirst_reverses_bits_and_an_unwired_miso_reads_zeros() -> None:
+    from libloop.transport.spiclock import SpiController
+
+    sink = Recorder()
+    dev = FakeSpiDev(sink, controller=SpiController("spi-dw", 200_000_000), kernel_mode=0x08)
+    dev.open(0, 0)  # a controller model that would take LSB-first, set by someone else
+    dev.writebytes2(b"\x01\x80")
+    assert sink.writes[-1][0] == b"\x80\x01"
+    assert FakeSpiDev(Answering(), miso=False, bufsiz=8).effective_hz(64_000_000) == 62_500_000
+    quiet = FakeSpiDev(Answering(), miso=False)
+    quiet.open(0, 0)
+    assert quiet.xfer2([1, 2, 3]) == [0, 0, 0]

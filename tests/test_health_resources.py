@@ -59,15 +59,12 @@ def test_decoding_matches_the_bits(raw: int) -> None:
     assert parse_throttled(f"throttled={raw:#x}") == raw
 
 
-def test_throttle_sources_in_order(tmp_path: Path) -> None:
+def test_throttle_sources_in_order_and_never_the_deprecated_firmware_file(tmp_path: Path) -> None:
     sys = tmp_path / "sys"
+    fw = sys / "devices/platform/soc/soc:firmware"
+    fw.mkdir(parents=True)
+    (fw / "get_throttled").write_text("50005\n")  # deprecated: the kernel WARNs when it is read
     assert read_throttle(sys, run=no_vcgencmd) is None
-    hwmon = sys / "class/hwmon/hwmon0"
-    hwmon.mkdir(parents=True)
-    (hwmon / "name").write_text("rpi_volt\n")
-    (hwmon / "in0_lcrit_alarm").write_text("1\n")
-    flags = read_throttle(sys, run=no_vcgencmd)
-    assert flags is not None and flags.source == "rpi_volt" and flags.under_voltage
 
     def vcgencmd(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
         assert args == ["vcgencmd", "get_throttled"] and kwargs["timeout"]
@@ -75,11 +72,14 @@ def test_throttle_sources_in_order(tmp_path: Path) -> None:
 
     flags = read_throttle(sys, run=vcgencmd)
     assert flags is not None and flags.source == "vcgencmd" and flags.throttled
-    fw = sys / "devices/platform/soc/soc:firmware"
-    fw.mkdir(parents=True)
-    (fw / "get_throttled").write_text("0\n")
-    flags = read_throttle(sys, run=vcgencmd)
-    assert flags is not None and flags.source == "firmware" and flags.raw == 0
+    hwmon = sys / "class/hwmon/hwmon0"
+    hwmon.mkdir(parents=True)
+    (hwmon / "name").write_text("rpi_volt\n")
+    (hwmon / "in0_lcrit_alarm").write_text("1\n")
+    flags = read_throttle(sys, run=vcgencmd)  # the monitor's order: the hwmon file first
+    assert flags is not None and flags.source == "rpi_volt" and flags.under_voltage
+    flags = read_throttle(sys, run=vcgencmd, order=("vcgencmd", "rpi_volt"))  # doctor's
+    assert flags is not None and flags.source == "vcgencmd"
 
 
 def test_temperature_prefers_the_cpu_zone(tmp_path: Path) -> None:

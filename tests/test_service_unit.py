@@ -146,3 +146,11 @@ def test_install_reports_systemctl_failure(tmp_path: Path) -> None:
             euid=lambda: 0,
             chown=lambda p, u: None,
         )
+
+
+def test_the_sandbox_leaves_the_pwm_files_writable(tmp_path: Path) -> None:
+    # ProtectKernelTunables=yes makes all of /sys read-only, which would leave the backlight
+    # at full brightness: the dimmable backlight writes /sys/class/pwm.
+    service = parse(render_unit(data_dir=tmp_path / "data", user="pi"))["Service"]
+    assert "ProtectKernelTunables" not in service
+    assert "DeviceAllow" not in service and "PrivateDevices" not in service

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from libloop.errors import DeviceNotFound, DevicePermissionError, MissingExtra, TransportError
-from libloop.transport import GpiodPin, PinBacklight, SpidevBus, SysfsPwmBacklight
+from libloop.transport import GpiodPin, PinBacklight, SpidevBus
 from libloop.transport.base import byte_view, split_transfers
 from sim.fakespi import FakeSpiDev
 from sim.pins import FakePin
@@ -201,20 +201,29 @@ def test_write_before_open_is_a_transport_error() -> None:
         bus_over(FakeSpiDev()).write(b"x")
 
 
-def test_read_is_full_duplex_and_chunked() -> None:
-    class Panel:
+def test_a_read_is_one_frame_with_its_command_at_the_read_clock() -> None:
+    class Answering:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
         def write(self, data: bytes, dc: bool) -> None:
-            raise AssertionError("a read must not write")
+            self.writes.append(data)
 
         def read(self, n: int) -> bytes:
-            return b"\x07" * n
+            return bytes(range(1, n + 1))
 
-    dev = FakeSpiDev(Panel(), bufsiz=8)
-    bus = bus_over(dev, 8)
+    dev = FakeSpiDev(Answering(), bufsiz=65536)
+    bus = bus_over(dev, 65536, read_speed_hz=6_000_000)
     bus.open()
-    assert bus.read(20) == b"\x07" * 20
-    assert dev.sizes() == [8, 8, 4]
-    assert bus.read(0) == b""
+    assert bus.max_read == 4096  # one xfer2, whatever bufsiz says
+    assert bus.read(b"\x2e", 10) == bytes(range(2, 12))  # the byte clocked during the command is dropped
+    [entry] = dev.transcript
+    assert (entry.kind, entry.nbytes, entry.hz) == ("xfer", 11, 5_952_380)  # 500 MHz / 84 on a Pi 4
+    with pytest.raises(ValueError, match="at most 4096"):
+        bus.read(b"\x2e", 4096)
+    with pytest.raises(ValueError, match="command"):
+        bus.read(b"", 3)
+    assert bus_over(FakeSpiDev(bufsiz=100), 100).max_read == 100
 
 
 def test_constructor_validates_and_does_no_io() -> None:
@@ -247,9 +256,16 @@ class FakeDirection(Enum):
     OUTPUT = 3
 
 
+class FakeBias(Enum):
+    AS_IS = 1
+    PULL_UP = 4
+    PULL_DOWN = 5
+
+
 @dataclass
 class FakeLineSettings:
     direction: FakeDirection = FakeDirection.AS_IS
+    bias: FakeBias = FakeBias.AS_IS
     output_value: FakeValue = FakeValue.INACTIVE
 
 
@@ -271,6 +287,9 @@ class FakeRequest:
             raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
         self.gpiod.levels[(self.path, line)].append(value)
 
+    def reconfigure_lines(self, config: dict[int, FakeLineSettings]) -> None:
+        self.gpiod.reconfigured.append(dict(config))
+
     def release(self) -> None:
         self.released = True
 
@@ -283,8 +302,9 @@ class FakeGpiod(types.ModuleType):
         self.labels, self.denied, self.busy = labels, denied, busy
         self.levels: dict[tuple[str, int], list[FakeValue]] = {}
         self.requests: list[dict[str, Any]] = []
+        self.reconfigured: list[dict[int, FakeLineSettings]] = []
         self.fail_set = False
-        self.line = types.SimpleNamespace(Value=FakeValue, Direction=FakeDirection)
+        self.line = types.SimpleNamespace(Value=FakeValue, Direction=FakeDirection, Bias=FakeBias)
         self.LineSettings = FakeLineSettings
         gpiod = self
 
@@ -436,38 +456,3 @@ def test_pin_backlight_is_on_above_zero() -> None:
     pin.assert_states([False, True, False])
     with pytest.raises(ValueError):
         light.set_level(-1)
-
-
-def pwm_tree(root: Path) -> Path:
-    chan = root / "pwmchip0" / "pwm0"
-    chan.mkdir(parents=True)
-    (root / "pwmchip0" / "export").touch()
-    for name in ("period", "duty_cycle", "enable"):
-        (chan / name).write_text("0\n")
-    return chan
-
-
-def test_sysfs_pwm_backlight_sets_period_and_duty(tmp_path: Path) -> None:
-    chan = pwm_tree(tmp_path)
-    light = SysfsPwmBacklight(root=tmp_path, period_ns=1_000_000, sleep=lambda s: None)
-    light.open()
-    assert (chan / "period").read_text() == "1000000\n" and (chan / "enable").read_text() == "1\n"
-    light.set_level(25)
-    assert (chan / "duty_cycle").read_text() == "250000\n"
-    light.close()
-    assert (chan / "duty_cycle").read_text() == "0\n" and (chan / "enable").read_text() == "0\n"
-
-
-def test_sysfs_pwm_missing_chip_names_the_overlay(tmp_path: Path) -> None:
-    with pytest.raises(DeviceNotFound) as info:
-        SysfsPwmBacklight(root=tmp_path, sleep=lambda s: None).open()
-    assert "dtoverlay=pwm" in one_sentence(info.value)
-
-
-def test_sysfs_pwm_exports_a_missing_channel(tmp_path: Path) -> None:
-    (tmp_path / "pwmchip0").mkdir()
-    (tmp_path / "pwmchip0" / "export").touch()
-    light = SysfsPwmBacklight(root=tmp_path, channel=1, sleep=lambda s: None)
-    with pytest.raises(TransportError):  # a plain directory does not create pwm1 like the kernel
-        light.open()
-    assert (tmp_path / "pwmchip0" / "export").read_text() == "1\n"

@@ -30,8 +30,8 @@ from typing import Any, Protocol, TypeVar
 
 from libloop._types import Buffer
 from libloop.clock import Clock, MonotonicClock
-from libloop.errors import TransportError, TransportTimeout
-from libloop.transport.base import Backlight, BusStats, OutputPin, SpiBus
+from libloop.errors import TransferCut, TransportError, TransportTimeout
+from libloop.transport.base import Backlight, BusStats, OutputPin, SpiBus, SpiLink
 
 T = TypeVar("T")
 
@@ -246,8 +246,12 @@ class BoundedWorker:
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for errors a retry can cure: EIO-like OSErrors and transport errors that are not hangs."""
-    if isinstance(exc, TransportTimeout):
+    """True for errors a retry can cure: EIO-like OSErrors and transport errors that are not hangs.
+
+    A :class:`~libloop.errors.TransferCut` is not retried here: resending just the failed write
+    would continue a pixel stream from the wrong place; the display resends the operation.
+    """
+    if isinstance(exc, TransportTimeout | TransferCut):
         return False
     if isinstance(exc, TransportError):
         return True
@@ -360,9 +364,14 @@ class BoundedBus:
         """The wrapped bus's largest single transfer."""
         return self.inner.max_transfer
 
-    @max_transfer.setter
-    def max_transfer(self, value: int) -> None:
-        self.inner.max_transfer = value
+    @property
+    def max_read(self) -> int:
+        """The wrapped bus's largest read frame."""
+        return self.inner.max_read
+
+    def link(self) -> SpiLink:
+        """The wrapped bus's clock and fault state (no I/O, so not bounded)."""
+        return self.inner.link()
 
     @property
     def stats(self) -> BusStats:
@@ -396,10 +405,11 @@ class BoundedBus:
         timeout = transfer_timeout(n, self.speed_hz, margin=self.margin)
         self._call(self.inner.write, data, timeout=timeout, what=f"SPI write of {n} bytes")
 
-    def read(self, n: int) -> bytes:
-        """Read ``n`` bytes within a bound computed from ``n``."""
-        timeout = transfer_timeout(n, self.speed_hz, margin=self.margin)
-        return self._call(self.inner.read, n, timeout=timeout, what=f"SPI read of {n} bytes")
+    def read(self, command: Buffer, n: int) -> bytes:
+        """A read frame within a bound computed from its length at the read clock."""
+        link = self.inner.link()
+        timeout = transfer_timeout(n + 1, link.read_clock_hz or self.speed_hz, margin=self.margin)
+        return self._call(self.inner.read, command, n, timeout=timeout, what=f"SPI read of {n} bytes")
 
 
 class _BoundedLine:

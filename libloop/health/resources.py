@@ -2,10 +2,13 @@
 
 Thresholds act, not only report: :meth:`ResourceMonitor.check_upload` refuses an upload that
 would leave less than the reserve free on the data directory's disk, so a full SD card can
-never corrupt the library. The Pi's firmware flags come from, in order of preference:
-``/sys/devices/platform/soc/soc:firmware/get_throttled`` (hex), ``vcgencmd get_throttled``
-(argument list, with a timeout), or the ``rpi_volt`` hwmon's ``in0_lcrit_alarm`` (only
-"under-voltage now"). The sysfs root and the subprocess runner are injectable for tests.
+never corrupt the library. The Pi's power flags come from the ``rpi_volt`` hwmon's
+``in0_lcrit_alarm`` (under-voltage now; the kernel's supported interface, and a file read)
+or from ``vcgencmd get_throttled`` (every flag, since boot too; a process per call, so the
+periodic monitor asks it only when there is no hwmon, while ``loop doctor`` asks it first).
+``/sys/devices/platform/soc/soc:firmware/get_throttled`` is never read: it is deprecated and
+the kernel logs a WARNING with a backtrace the first time it is read. The sysfs root and the
+subprocess runner are injectable for tests.
 """
 
 from __future__ import annotations
@@ -77,20 +80,31 @@ def parse_throttled(text: str) -> int:
 
 
 def read_throttle(
-    sysfs_root: Path = Path("/sys"), *, run: Runner = subprocess.run, vcgencmd: str = "vcgencmd"
+    sysfs_root: Path = Path("/sys"),
+    *,
+    run: Runner = subprocess.run,
+    vcgencmd: str = "vcgencmd",
+    order: tuple[str, ...] = ("rpi_volt", "vcgencmd"),
 ) -> ThrottleFlags | None:
-    """The firmware's flags from the best source available, or None off a Pi."""
-    fw = sysfs_root / "devices/platform/soc/soc:firmware/get_throttled"
-    try:
-        return ThrottleFlags.decode(parse_throttled(fw.read_text()), "firmware")
-    except (OSError, ValueError):
-        pass
+    """The Pi's power flags from the first source in ``order`` that answers, or None off a Pi."""
+    for source in order:
+        flags = _from_vcgencmd(run, vcgencmd) if source == "vcgencmd" else _from_hwmon(sysfs_root)
+        if flags is not None:
+            return flags
+    return None
+
+
+def _from_vcgencmd(run: Runner, vcgencmd: str) -> ThrottleFlags | None:
     try:
         done = run([vcgencmd, "get_throttled"], capture_output=True, text=True, timeout=3, check=False)
         if done.returncode == 0:
             return ThrottleFlags.decode(parse_throttled(done.stdout), "vcgencmd")
     except (OSError, ValueError, subprocess.SubprocessError):
         pass
+    return None
+
+
+def _from_hwmon(sysfs_root: Path) -> ThrottleFlags | None:
     for hwmon in sorted((sysfs_root / "class/hwmon").glob("hwmon*")):
         try:
             if (hwmon / "name").read_text().strip() != "rpi_volt":

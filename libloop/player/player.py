@@ -842,7 +842,10 @@ class Player:
 
     def _record_bus(self) -> None:
         s = self.display.stats
-        self._stats.bus(s.transfers, s.bytes)
+        # Real buses also say what clock they run at and whether they work around a fault.
+        self._stats.bus(
+            s.transfers, s.bytes, clock_hz=getattr(s, "clock_hz", 0), degraded=getattr(s, "degraded", False)
+        )
 
     def _backlight_if_pending(self) -> None:
         if self._backlight_pending:

@@ -35,6 +35,8 @@ class StatsSnapshot:
     late_p99_ms: float
     host_ms_per_frame: float
     wire_utilisation: float
+    spi_clock_hz: int = 0
+    spi_degraded: bool = False
 
     def to_dict(self) -> dict[str, int | float]:
         """The SPEC.md stats object (plus extras), JSON-ready."""
@@ -51,6 +53,8 @@ class StatsSnapshot:
             "transport_errors": self.transport_errors,
             "host_ms_per_frame": round(self.host_ms_per_frame, 4),
             "wire_utilisation": round(self.wire_utilisation, 4),
+            "spi_clock_hz": self.spi_clock_hz,
+            "spi_degraded": self.spi_degraded,
         }
 
 
@@ -58,7 +62,8 @@ class PlayerStats:
     """Accumulates what the player did. Thread-safe.
 
     ``wire_hz`` is the SPI clock used to turn bytes into wire time for the utilisation
-    figure (bytes * 8 / wire_hz over the elapsed time of the window).
+    figure (bytes * 8 / wire_hz over the elapsed time of the window), until the bus reports
+    the clock it really runs at (:meth:`bus`).
     """
 
     def __init__(self, wire_hz: float = 64_000_000.0) -> None:
@@ -71,19 +76,24 @@ class PlayerStats:
         self.transport_errors = 0
         self._bus_base: tuple[int, int] | None = None
         self._bus_now = (0, 0)
+        self._clock_hz = 0
+        self._degraded = False
         self._late: deque[float] = deque(maxlen=WINDOW)
         self._host: deque[float] = deque(maxlen=WINDOW)
         # (time shown, bus bytes after it) for fps and utilisation over the window.
         self._marks: deque[tuple[float, int]] = deque(maxlen=WINDOW)
 
-    def bus(self, transfers: int, nbytes: int) -> None:
+    def bus(self, transfers: int, nbytes: int, *, clock_hz: int = 0, degraded: bool = False) -> None:
         """Record the display's running bus totals (since the display was opened: start-up).
 
         Everything on the bus counts, the init sequence and the first screens included; call
-        :meth:`set_bus_base` to count from a later point instead.
+        :meth:`set_bus_base` to count from a later point instead. ``clock_hz`` is the clock the
+        bus really runs at (0: unknown) and ``degraded`` whether it works around a driver fault.
         """
         with self._lock:
             self._bus_now = (transfers, nbytes)
+            self._clock_hz = clock_hz
+            self._degraded = degraded
 
     def set_bus_base(self, transfers: int, nbytes: int) -> None:
         """Count bus traffic from these totals on (e.g. a display shared with earlier users)."""
@@ -127,11 +137,12 @@ class PlayerStats:
             marks = list(self._marks)
             shown, dropped = self.frames_shown, self.frames_dropped
             refresh, full, errors = self.refresh_bytes, self.full_frames, self.transport_errors
+            clock_hz, degraded = self._clock_hz, self._degraded
         fps = util = 0.0
         if len(marks) >= 2 and marks[-1][0] > marks[0][0]:
             span = marks[-1][0] - marks[0][0]
             fps = (len(marks) - 1) / span
-            util = (marks[-1][1] - marks[0][1]) * 8 / self.wire_hz / span
+            util = (marks[-1][1] - marks[0][1]) * 8 / (clock_hz or self.wire_hz) / span
         return StatsSnapshot(
             frames_shown=shown,
             frames_dropped=dropped,
@@ -145,4 +156,6 @@ class PlayerStats:
             late_p99_ms=float(np.percentile(late, 99)) if late.size else 0.0,
             host_ms_per_frame=float(np.mean(host)) if host.size else 0.0,
             wire_utilisation=min(1.0, util),
+            spi_clock_hz=clock_hz,
+            spi_degraded=degraded,
         )

@@ -18,6 +18,7 @@ __all__ = [
     "BusStats",
     "OutputPin",
     "SpiBus",
+    "SpiLink",
     "byte_view",
     "split_transfers",
 ]
@@ -31,24 +32,80 @@ class BusStats:
         transfers: SPI transfers (chip-select assertions) made.
         bytes: payload bytes sent.
         errors: transfers that failed.
+        clock_hz: the clock writes run at on the wire now (0: not known yet).
+        degraded: the bus is working around a driver fault with smaller transfers.
     """
 
     transfers: int = 0
     bytes: int = 0
     errors: int = 0
+    clock_hz: int = 0
+    degraded: bool = False
 
     def copy(self) -> BusStats:
         """A snapshot, safe to hand to another thread."""
-        return BusStats(self.transfers, self.bytes, self.errors)
+        return BusStats(self.transfers, self.bytes, self.errors, self.clock_hz, self.degraded)
+
+
+@dataclass(frozen=True, slots=True)
+class SpiLink:
+    """How a bus talks to the panel right now, for health reports and ``loop doctor``.
+
+    Attributes:
+        requested_hz: the write clock asked for (config ``speed_hz``).
+        clock_hz: the write clock the controller makes of it.
+        read_clock_hz: the clock reads run at.
+        controller: which controller and source clock the figures come from.
+        max_transfer: the largest transfer sent now.
+        full_transfer: the largest transfer when nothing is wrong (from ``bufsiz``).
+        degraded: transfers are cut to ``max_transfer`` to get around a driver fault.
+        reason: why, for people (None when not degraded).
+        degraded_s: how long it has been degraded.
+        retry_in_s: when full-size transfers are tried again.
+    """
+
+    requested_hz: int
+    clock_hz: int
+    read_clock_hz: int
+    controller: str
+    max_transfer: int
+    full_transfer: int
+    degraded: bool = False
+    reason: str | None = None
+    degraded_s: float | None = None
+    retry_in_s: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready."""
+        return {
+            "requested_hz": self.requested_hz,
+            "clock_hz": self.clock_hz,
+            "read_clock_hz": self.read_clock_hz,
+            "controller": self.controller,
+            "max_transfer": self.max_transfer,
+            "full_transfer": self.full_transfer,
+            "degraded": self.degraded,
+            "reason": self.reason,
+            "degraded_s": None if self.degraded_s is None else round(self.degraded_s, 1),
+            "retry_in_s": None if self.retry_in_s is None else round(self.retry_in_s, 1),
+        }
 
 
 @runtime_checkable
 class SpiBus(Protocol):
     """A write-mostly SPI bus with a per-transfer size limit."""
 
-    #: The largest single transfer, in bytes (from spidev's ``bufsiz``).
-    max_transfer: int
     stats: BusStats
+
+    @property
+    def max_transfer(self) -> int:
+        """The largest single transfer, in bytes (from spidev's ``bufsiz``; less while degraded)."""
+        ...
+
+    @property
+    def max_read(self) -> int:
+        """The most bytes one :meth:`read` frame can carry, command included."""
+        ...
 
     def open(self) -> None:
         """Open the device; constructors do no I/O."""
@@ -65,8 +122,16 @@ class SpiBus(Protocol):
         """
         ...
 
-    def read(self, n: int) -> bytes:
-        """Clock in ``n`` bytes full-duplex (sending zeros), e.g. after RAMRD."""
+    def read(self, command: Buffer, n: int) -> bytes:
+        """One chip-select frame at the read clock: send ``command``, then clock in ``n`` bytes.
+
+        The ILI9341 ends a read when chip select rises, so the command and its answer must share
+        a frame; ``len(command) + n`` is at most :attr:`max_read`.
+        """
+        ...
+
+    def link(self) -> SpiLink:
+        """The clock, transfer size and fault state of the bus now."""
         ...
 
 

@@ -4,6 +4,14 @@ RPi.GPIO does not work on the Pi 5 (its header moved to the RP1 chip), and the h
 ``/dev/gpiochipN`` number changed between kernels (gpiochip4 on early Pi 5 kernels,
 gpiochip0 later). So the chip is found by its *label* — ``pinctrl-rp1`` (Pi 5),
 ``pinctrl-bcm2711`` (Pi 4/400/CM4), ``pinctrl-bcm2835`` (Zero, 1, 2, 3) — never by number.
+
+What a line does once released is up to the pin controller: on the Pi 0-4 the BCM2835 pin
+controller turns a freed GPIO back into an input (``pinctrl-bcm2835.c``,
+``bcm2835_pmx_gpio_disable_free``), so D/C, RESET and the backlight would float between two
+runs of the service. Before releasing, a line is therefore made an input with the SoC's pull
+resistor (about 50 kΩ) toward the level it was driving; gpiolib leaves the pull as it is when
+the line is freed, so RESET stays high (the panel keeps its picture) and a switched-off
+backlight stays off, on every Pi.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import logging
 import os
 from types import ModuleType
 from typing import Any
@@ -21,6 +30,8 @@ __all__ = ["HEADER_CHIP_LABELS", "GpiodPin", "find_chip"]
 
 #: Labels of the chip that drives the 40-pin header, newest Pi first.
 HEADER_CHIP_LABELS = ("pinctrl-rp1", "pinctrl-bcm2711", "pinctrl-bcm2835")
+
+log = logging.getLogger(__name__)
 
 _PERMISSION_FIX = "add this user to the gpio group ('sudo usermod -aG gpio $USER') and log in again."
 
@@ -170,8 +181,19 @@ class GpiodPin:
         self.value = bool(value)
 
     def close(self) -> None:
-        """Release the line (it keeps its last level until someone else claims it)."""
+        """Release the line, leaving it an input pulled toward its last level (see the module notes)."""
         request, self._request = self._request, None
-        if request is not None:
-            with contextlib.suppress(OSError):
-                request.release()
+        if request is None:
+            return
+        line = self._gpiod.line
+        hold = self._gpiod.LineSettings(
+            direction=line.Direction.INPUT, bias=line.Bias.PULL_UP if self.value else line.Bias.PULL_DOWN
+        )
+        try:
+            request.reconfigure_lines({self.line: hold})
+        except (OSError, ValueError) as exc:  # the chip went away, or it has no pull resistors
+            log.debug(
+                "could not leave GPIO line %d pulled %s: %s", self.line, "up" if self.value else "down", exc
+            )
+        with contextlib.suppress(OSError):
+            request.release()
