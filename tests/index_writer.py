@@ -22,13 +22,13 @@ if str(ROOT) not in sys.path:
 
 from libloop.errors import InvalidChange, ItemNotFound  # noqa: E402
 from libloop.index import Library, NewItem  # noqa: E402
-from libloop.media.framefile import FrameFileWriter  # noqa: E402
+from libloop.media.codec_zstd import ZstdWriter  # noqa: E402
 
 
 def make_frame_file(path: Path, seed: int, *, frames: int = 2, width: int = 8, height: int = 6) -> NewItem:
     """Write a small valid frame file at ``path`` and return metadata describing it."""
     rng = np.random.default_rng(seed)
-    with FrameFileWriter(path, width, height) as writer:
+    with ZstdWriter(path, width, height) as writer:
         for _ in range(frames):
             writer.add_frame(rng.integers(0, 256, (height, width, 2), dtype=np.uint8), 40)
         writer.commit()
