@@ -50,7 +50,12 @@ class Rig:
     """Library + simulated panel + display + player on one FakeClock."""
 
     def __init__(
-        self, tmp: Path, *, speed_hz: int = 64_000_000, writer: type[Any] = FrameFileWriter, **player_kwargs: object
+        self,
+        tmp: Path,
+        *,
+        speed_hz: int = 64_000_000,
+        writer: type[Any] = FrameFileWriter,
+        **player_kwargs: object,
     ) -> None:
         self.writer = writer
         self.clock = FakeClock(1000.0)

@@ -20,6 +20,7 @@ caller's thread, and a view returned stays valid until the next call.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from libloop.media.framefile import FrameFile, Region
 from libloop.media.framefile_v2 import CODEC_H264, CODEC_ZSTD, FrameFileV2, file_version
 from libloop.media.regions import Rect
 
-__all__ = ["DEPTH", "AnyFrames", "V2Frames", "open_frames"]
+__all__ = ["DEPTH", "AnyFrames", "V2Frames", "open_frames", "upgrade_to_v2", "verify_any"]
 
 #: Frames decoded ahead of the player per open file (200 ms at 30 fps).
 DEPTH = 6
@@ -331,3 +332,43 @@ def verify_any(path: Path) -> list[str]:
             return frames.verify()
         except FrameFileError as exc:
             return [str(exc)]
+
+
+def upgrade_to_v2(src: Path, dest: Path) -> int:
+    """Write the v1 frame file ``src`` as a v2 file at ``dest`` (lossless zstd codec); return its size.
+
+    Every frame, duration, loop count and dirty region stays as it was: the player sends the
+    same bytes from either file. Whatever follows v1's frame data (the index's metadata block,
+    see ``framemeta``) is carried over after v2's, on a page boundary, as it was. Write to a
+    staging path and rename it over ``src``: readers that have ``src`` open keep reading it.
+
+    Raises:
+        FrameFileError: ``src`` is not a sound v1 frame file.
+        DiskFull: the disk filled up.
+    """
+    from libloop.media.codec_zstd import ZstdWriter
+    from libloop.media.framefile_v2 import PAGE
+
+    with FrameFile.open(src) as old:
+        problems = old.verify()
+        if problems:
+            raise FrameFileError(
+                f"Frame file {Path(src).name} is damaged ({problems[0]}); it cannot be converted."
+            )
+        data_end = int(getattr(old, "data_size", Path(src).stat().st_size))
+        with ZstdWriter(dest, old.width, old.height, loop_count=old.loop_count) as writer:
+            for i in range(old.frame_count):
+                writer.add_frame(np.array(old.frame_array(i)), old.durations_ms[i])
+            writer.commit()
+    with open(src, "rb") as f:
+        f.seek((data_end + PAGE - 1) // PAGE * PAGE)
+        trailer = f.read()
+    if trailer:
+        with open(dest, "r+b") as f:
+            start = (f.seek(0, os.SEEK_END) + PAGE - 1) // PAGE * PAGE
+            f.truncate(start)
+            f.seek(start)
+            f.write(trailer)
+            f.flush()
+            os.fsync(f.fileno())
+    return Path(dest).stat().st_size
