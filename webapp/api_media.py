@@ -183,9 +183,12 @@ def _received_files() -> list[Any]:
 
 
 def item_json(item: ItemLike) -> dict[str, Any]:
-    """An item as the API answers it: the SPEC shape plus its preview address."""
+    """An item as the API answers it: the SPEC shape plus its preview address and disk use."""
+    from libloop.index.usage import item_disk_bytes
+
     body = item.to_dict()
     body["preview_url"] = f"/api/media/{item.id}/preview.gif"
+    body["disk_bytes"] = item_disk_bytes(item)
     return body
 
 
@@ -207,9 +210,13 @@ def library_json(svc: Services) -> dict[str, Any]:
 
 @bp.get("/media")
 def list_media() -> Response:
-    """The library, in play order (and the largest upload accepted, for the dashboard)."""
+    """The library, in play order, the largest upload accepted, and the storage figures."""
+    from libloop.index.usage import library_usage
+
     svc = services()
-    return jsonify({**library_json(svc), "max_upload_bytes": svc.max_upload_bytes})
+    body = library_json(svc)
+    usage = library_usage(svc.library.items(), getattr(svc.library, "data_dir", None))
+    return jsonify({**body, "max_upload_bytes": svc.max_upload_bytes, "storage": usage.to_dict()})
 
 
 @bp.post("/media")

@@ -78,6 +78,12 @@ _SCHEMAS: dict[str, Schema] = {
             "enabled": {"type": "boolean"},
             "position": {"type": "integer", "minimum": 0},
             "preview_url": {"type": "string", "description": "Address of the item's animated GIF preview."},
+            "size_bytes": {"type": "integer", "minimum": 0, "description": "Bytes of the item's frame file."},
+            "disk_bytes": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Bytes the item takes on the card: its frame file and its kept original.",
+            },
         },
     },
     "Library": {
@@ -88,6 +94,17 @@ _SCHEMAS: dict[str, Schema] = {
             "max_upload_bytes": {
                 "type": "integer",
                 "description": "The largest upload (request body) this device accepts.",
+            },
+            "storage": {
+                "type": "object",
+                "description": "What the library takes on the card, and what is left free.",
+                "properties": {
+                    "frames_bytes": {"type": "integer", "minimum": 0},
+                    "originals_bytes": {"type": "integer", "minimum": 0},
+                    "total_bytes": {"type": "integer", "minimum": 0},
+                    "free_bytes": {"type": "integer", "minimum": 0, "nullable": True},
+                    "disk_bytes": {"type": "integer", "minimum": 0, "nullable": True},
+                },
             },
         },
     },

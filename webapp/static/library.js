@@ -51,6 +51,10 @@ function fmtDuration(ms) {
   return s < 60 ? `${s.toFixed(s < 10 ? 1 : 0)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
+function fmtSize(n) {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`;
+}
+
 function makeCard(item) {
   const card = el("li", { class: "card", dataset: { id: item.id } });
   const img = el("img", { class: "preview", alt: "", loading: "lazy", width: "120", height: "160" });
@@ -81,7 +85,8 @@ function updateCard(card, item) {
   card.querySelector(".name").textContent = item.name;
   const kind = { gif: "animation", image: "picture", video: "video" }[item.kind] || item.kind;
   card.querySelector(".meta").textContent =
-    `${kind} · ${item.frames} frame${item.frames === 1 ? "" : "s"} · ${fmtDuration(item.duration_ms)}`;
+    `${kind} · ${item.frames} frame${item.frames === 1 ? "" : "s"} · ${fmtDuration(item.duration_ms)}` +
+    (item.disk_bytes ? ` · ${fmtSize(item.disk_bytes)}` : "");
   card.querySelector(".toggle input").checked = item.enabled;
   card.querySelector(".toggle span").textContent = item.enabled ? "On" : "Off";
   card.classList.toggle("disabled", !item.enabled);
