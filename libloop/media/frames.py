@@ -33,6 +33,8 @@ import numpy.typing as npt
 
 from libloop.errors import FrameFileError
 from libloop.media.codec import FrameDecoder
+from libloop.media.codec_h264 import H264Decoder  # PyAV itself is imported when a video opens
+from libloop.media.codec_zstd import ZstdDecoder
 from libloop.media.framefile import FrameFile, Region
 from libloop.media.framefile_v2 import CODEC_H264, CODEC_ZSTD, FrameFileV2, file_version
 from libloop.media.regions import Rect
@@ -50,12 +52,8 @@ U8Array = npt.NDArray[np.uint8]
 def make_decoder(ff: FrameFileV2) -> FrameDecoder:
     """The decoder of ``ff``'s codec."""
     if ff.codec == CODEC_ZSTD:
-        from libloop.media.codec_zstd import ZstdDecoder
-
         return ZstdDecoder(ff)
     if ff.codec == CODEC_H264:
-        from libloop.media.codec_h264 import H264Decoder
-
         return H264Decoder(ff)
     raise FrameFileError(f"Frame file {ff.path.name} uses codec {ff.codec}, which this LOOP cannot decode.")
 
@@ -156,6 +154,9 @@ class V2Frames:
             self._cond.notify_all()
 
     def _slot(self, i: int) -> _Slot:
+        slot = self._ring.get(i)  # the send path: ``ready(i)`` came first, no lock needed
+        if slot is not None and self._want == i:
+            return slot
         if self._thread is None:
             self._decoder.goto(i)
             rects = self._ff.rects(i)
