@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from libloop.health.resources import ResourceMonitor
     from libloop.health.wifi import WifiMonitor, WifiPoller
     from libloop.index import Library
+    from libloop.index.upgrade import BackgroundUpgrade
     from libloop.media.importer import ImportOptions, ImportResult
     from libloop.media.jobs import Imported, ImportQueue
     from libloop.player import Player
@@ -153,6 +154,7 @@ class Device:
         self.display: Display
         self.player: Player
         self.imports: ImportQueue
+        self.upgrade: BackgroundUpgrade
         self.resources: ResourceMonitor
         self.supervisor: Supervisor
         self.server: WebServer
@@ -191,6 +193,7 @@ class Device:
             WifiPoller,
         )
         from libloop.index import Library
+        from libloop.index.upgrade import BackgroundUpgrade
         from libloop.media.jobs import ImportQueue
         from libloop.player import Player
         from libloop.player.night import NightSchedule
@@ -229,6 +232,9 @@ class Device:
             worker=self._import_worker,
             dedupe=True,  # the same picture uploaded twice is one item, as with `loop import`
         )
+        # Frame files an earlier LOOP wrote (v1, raw) are converted to v2 in a niced child process.
+        self.upgrade = BackgroundUpgrade(self.data_dir)
+        self.upgrade.start(self.library)
         self.resources = ResourceMonitor(self.data_dir, clock=self.clock)
         self.resources.run_once()
         self.wifi_monitor = self._wifi or (FakeWifi() if self.simulated else NetworkManagerWifi())
@@ -329,6 +335,7 @@ class Device:
             ("player", self.player.stop),
             ("web server", self._stop_web),
             ("imports", self.imports.close),
+            ("frame file upgrade", self.upgrade.stop),
             ("display", self.display.close),
             ("library", self.library.close),
         ]

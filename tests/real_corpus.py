@@ -517,7 +517,14 @@ def h264_720p_30s(d: Path) -> CorpusFile:
     path = d / name
     if not path.exists():
         _encode_video(
-            path, codec="libx264", fmt="mp4", display=(1280, 720), seconds=30, fps=30, options=_X264, name=name
+            path,
+            codec="libx264",
+            fmt="mp4",
+            display=(1280, 720),
+            seconds=30,
+            fps=30,
+            options=_X264,
+            name=name,
         )
     return CorpusFile(
         name,

@@ -41,7 +41,9 @@ def test_an_original_shared_by_two_items_counts_once_in_the_total() -> None:
         def __init__(self, item_id: str, size: int, original: str | None, kept: int) -> None:
             self.id, self.size_bytes, self.original, self.original_bytes = item_id, size, original, kept
 
-    usage = library_usage([Item("a", 100, "h1", 1000), Item("b", 50, "h1", 1000), Item("c", 10, None, 0)], None)
+    usage = library_usage(
+        [Item("a", 100, "h1", 1000), Item("b", 50, "h1", 1000), Item("c", 10, None, 0)], None
+    )
     assert usage.items == {"a": 1100, "b": 1050, "c": 10}
     assert (usage.frames_bytes, usage.originals_bytes, usage.total_bytes) == (160, 1000, 1160)
     assert usage.free_bytes is None and usage.to_dict()["total_bytes"] == 1160

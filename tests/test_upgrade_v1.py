@@ -126,3 +126,20 @@ def test_the_player_shows_the_same_pixels_before_and_after_the_upgrade(v1_librar
     before = glass_sequence()
     assert _fsck(v1_library, "--repair").returncode == 0
     assert glass_sequence() == before
+
+
+def test_the_device_converts_a_v1_library_in_the_background_while_it_is_open(v1_library: Path) -> None:
+    from libloop.index.upgrade import BackgroundUpgrade, old_format_items
+
+    with Library(v1_library).open() as library:
+        before = [(i.id, i.name, i.position) for i in library.items()]
+        frames_before = snapshot_frames(library)
+        assert len(old_format_items(library)) == len(before)
+        upgrade = BackgroundUpgrade(v1_library)
+        assert upgrade.start(library)
+        assert upgrade.wait(120), "the conversion did not finish"
+        assert old_format_items(library) == []
+        assert [(i.id, i.name, i.position) for i in library.items()] == before
+        assert snapshot_frames(library) == frames_before
+        assert not BackgroundUpgrade(v1_library).start(library), "nothing left to convert"
+        upgrade.stop()
