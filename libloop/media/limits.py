@@ -35,8 +35,9 @@ class Limits:
         max_video_seconds: videos are cut after this much playing time (60 s).
         max_fps: videos are thinned to at most this frame rate (30 fps).
         max_item_bytes: the storage budget of one item: an import stops before its frame file
-            would pass it (48 MiB: about 27 minutes of panel-sized H.264 video at the rate the
-            bench measures, 320 raw frames, or a few thousand frames of a typical GIF).
+            would pass it (48 MiB: several minutes of panel-sized H.264 even for full-motion
+            video, whose frames the bench measures at about 0.1 MB a second; a GIF of 1000
+            noisy full frames that zstd cannot shrink is cut after about 320).
     """
 
     max_file_bytes: int = 200 * 1024 * 1024
