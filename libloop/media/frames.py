@@ -92,7 +92,7 @@ class V2Frames:
         self._ring: dict[int, _Slot] = {}
         self._want: int | None = None
         self._error: tuple[int, FrameFileError] | None = None
-        self._waker: threading.Event | None = None
+        self._waker: tuple[int, threading.Event] | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
         if decode_ahead:
@@ -140,7 +140,7 @@ class V2Frames:
             self._seek(i)
             if i in self._ring or self._error is not None or self._closed:
                 return True
-            self._waker = wake
+            self._waker = (i, wake) if wake is not None else None
             return False
 
     def _seek(self, i: int) -> None:
@@ -234,8 +234,10 @@ class V2Frames:
     def _wake_caller(self) -> None:
         self._cond.notify_all()
         if self._waker is not None:
-            self._waker.set()
-            self._waker = None
+            index, event = self._waker
+            if index in self._ring or index not in self._window() or self._error is not None:
+                event.set()
+                self._waker = None
 
     # --- the rest -------------------------------------------------------------------------
 
@@ -273,6 +275,9 @@ class V2Frames:
             self._closed = True
             self._ring.clear()
             self._cond.notify_all()
+            if self._waker is not None:
+                self._waker[1].set()
+                self._waker = None
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(WAIT_S)
         self._decoder.close()
