@@ -151,7 +151,7 @@ def doctor(args: argparse.Namespace, config: Config) -> int:
     checks = run_checks(
         spi_bus=w.spi_bus, spi_device=w.spi_device, gpio_chip=w.gpio_chip, data_dir=config.data_dir,
         speed_hz=w.speed_hz, backlight_gpio=w.backlight, backlight_pwm=w.backlight_pwm,
-        device_spi=display.get("spi") if isinstance(display, dict) else None,
+        device_spi=display.get("spi") if isinstance(display, dict) else None, mqtt=config.mqtt,
     )  # fmt: skip
     result = _spi_sweep(config, running=health is not None) if args.spi_sweep else None
     if args.json:

@@ -35,6 +35,18 @@ hosts = []            # more names the dashboard answers to, e.g. ["loop.example
 [player]
 refresh_seconds = 5.0
 night = ""            # e.g. "23:00-07:00": panel asleep in between
+
+[mqtt]                # Home Assistant over MQTT; off while url is empty
+url = ""              # "mqtt://broker.lan:1883", or "mqtts://broker.lan:8883" (TLS, system CA store)
+username = ""
+password = ""
+discovery_prefix = "homeassistant"
+topic = ""            # empty: "loop/<device id>" (the id is kept in DATA/device-id)
+image_interval = 1.0  # seconds between pictures of the panel at most (1 or more); 0: no image entity
+
+[mdns]                # the dashboard advertised as "LOOP <hostname>" (_http._tcp) on the LAN
+enabled = true
+interfaces = []       # addresses to advertise on; empty: those the dashboard listens on
 ```
 """
 
@@ -116,12 +128,30 @@ class PlayerConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    url: str = ""
+    username: str = ""
+    password: str = ""
+    discovery_prefix: str = "homeassistant"
+    topic: str = ""
+    image_interval: float = 1.0
+
+
+@dataclass(frozen=True)
+class MdnsConfig:
+    enabled: bool = True
+    interfaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = field(default_factory=default_data_dir)
     display: DisplayConfig = field(default_factory=DisplayConfig)
     wiring: WiringConfig = field(default_factory=WiringConfig)
     web: WebConfig = field(default_factory=WebConfig)
     player: PlayerConfig = field(default_factory=PlayerConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    mdns: MdnsConfig = field(default_factory=MdnsConfig)
 
     def with_data_dir(self, data_dir: Path | None) -> Config:
         return self if data_dir is None else replace(self, data_dir=data_dir)
@@ -132,6 +162,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "wiring": WiringConfig,
     "web": WebConfig,
     "player": PlayerConfig,
+    "mqtt": MqttConfig,
+    "mdns": MdnsConfig,
 }
 
 
@@ -167,6 +199,10 @@ def _section(cls: type[Any], raw: object, name: str, path: Path) -> Any:
             value = _parse_colour(value, f"{name}.{key} in {path}")
         elif key == "hosts":
             value = _parse_names(value, f"{name}.{key} in {path}")
+        elif expected is tuple:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{name}.{key} in {path} must be a list of strings.")
+            value = tuple(value)
         elif expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
@@ -193,7 +229,37 @@ def validate(config: Config) -> Config:
         )
     if config.player.night and not re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", config.player.night):
         raise ConfigError(f'player.night must look like "23:00-07:00", not {config.player.night!r}.')
+    _validate_mqtt(config.mqtt)
     return config
+
+
+def _validate_mqtt(mqtt: MqttConfig) -> None:
+    if mqtt.url:
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(mqtt.url)
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if parts is None or parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ConfigError(
+                f'mqtt.url must look like "mqtt://broker.lan:1883" or "mqtts://broker.lan:8883", not {mqtt.url!r}.'
+            )
+        if port == 0:
+            raise ConfigError("mqtt.url has port 0; give the broker's port (usually 1883, or 8883 for TLS).")
+    for key in ("discovery_prefix", "topic"):
+        value = getattr(mqtt, key)
+        if any(c in value for c in "+#\0") or value.startswith("/") or value.endswith("/"):
+            raise ConfigError(
+                f"mqtt.{key} must be an MQTT topic without wildcards or a leading or trailing '/', not {value!r}."
+            )
+    if not mqtt.discovery_prefix:
+        raise ConfigError('mqtt.discovery_prefix must not be empty (Home Assistant uses "homeassistant").')
+    if mqtt.image_interval != 0 and not mqtt.image_interval >= 1.0:
+        raise ConfigError(
+            f"mqtt.image_interval must be 0 (no picture) or at least 1 second, not {mqtt.image_interval}."
+        )
 
 
 def load_config(

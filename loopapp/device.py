@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from libloop.media.importer import ImportOptions, ImportResult
     from libloop.media.jobs import Imported, ImportQueue
     from libloop.player import Player
+    from loopapp.integrations.hass import DeviceInfo
+    from loopapp.integrations.mdns import MdnsAdvertiser
+    from loopapp.integrations.mqtt import MqttBridge
     from webapp.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -113,6 +116,7 @@ class Device:
         import_worker: ``"process"`` (the default) or ``"inline"`` for tests.
         simulated: whether this is the simulator (default: the hardware has a panel model).
         supervisor_options: overrides of the supervisor's intervals (tests shorten them).
+        mqtt_options: overrides of the MQTT bridge's backoff and keepalive (tests shorten them).
     """
 
     def __init__(
@@ -128,6 +132,7 @@ class Device:
         import_worker: Literal["process", "inline"] = "process",
         simulated: bool | None = None,
         supervisor_options: Mapping[str, Any] | None = None,
+        mqtt_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.hardware = hardware
@@ -139,6 +144,7 @@ class Device:
         self._wifi = wifi
         self._import_worker = import_worker
         self._supervisor_options = dict(supervisor_options or {})
+        self._mqtt_options = dict(mqtt_options or {})
         self.data_dir = config.data_dir
         self.upload_dir = self.data_dir / "incoming"
         self.preview_dir = self.data_dir / "previews"
@@ -149,6 +155,9 @@ class Device:
         self._started = False
         self._web_running = False
         self._lock = DeviceLock(self.data_dir)  # taken first thing in start()
+        self._mdns_up = False
+        self.mqtt: MqttBridge | None = None
+        self.mdns: MdnsAdvertiser | None = None
         # Built by start():
         self.library: Library
         self.display: Display
@@ -321,6 +330,7 @@ class Device:
         self.supervisor.add_section("wifi", self.wifi_poller.snapshot)
         self.supervisor.add_section("player", lambda: self.player.status().to_dict())
         self.supervisor.add_section("display", self._display_info)
+        self._register_integrations()
         self.supervisor.start()
         self._started = True
         self._write_state()
@@ -347,6 +357,104 @@ class Device:
         with contextlib.suppress(OSError):
             (self.data_dir / STATE_FILE).unlink()
         self._lock.release()
+
+    # --- Home Assistant (MQTT) and mDNS ------------------------------------------------------
+
+    def _register_integrations(self) -> None:
+        """The network faces: both non-essential, both started by the supervisor in the background."""
+        from loopapp.integrations.identity import device_id, hostname
+
+        self.device_id = device_id(self.data_dir)
+        self.hostname = hostname()
+        self._register_mdns()
+        self._register_mqtt()
+
+    def _register_mdns(self) -> None:
+        from loopapp.integrations.mdns import MdnsAdvertiser, advertised_addresses
+
+        mdns = self.config.mdns
+        addresses = advertised_addresses(self.host, mdns.interfaces) if mdns.enabled else None
+        if addresses is None:
+            why = "off in the config" if not mdns.enabled else f"the dashboard listens on {self.host} only"
+            section = {"enabled": mdns.enabled, "advertised": False, "reason": why}
+            self.supervisor.add_section("mdns", lambda: section)
+            return
+        self.mdns = MdnsAdvertiser(
+            self.hostname,
+            lambda: self.port,
+            addresses,
+            clock=self.clock,
+            on_change=self._on_mdns,
+            on_event=lambda message: self.supervisor.faults.record("mdns", message),
+        )
+        self.supervisor.register(self.mdns)
+        self.supervisor.add_section("mdns", self.mdns.snapshot)
+
+    def _on_mdns(self, up: bool) -> None:
+        self._mdns_up = up
+        self.player.set_dashboard_url(self.dashboard_url)
+
+    def _register_mqtt(self) -> None:
+        from loopapp.integrations.broker import Broker, MqttError
+        from loopapp.integrations.hass import Topics
+        from loopapp.integrations.mqtt import MqttBridge, Panel
+
+        mqtt = self.config.mqtt
+        if not mqtt.url:
+            self.supervisor.add_section("mqtt", lambda: {"enabled": False})
+            return
+        try:
+            import paho.mqtt.client  # noqa: F401  (a broken install may lack it)
+
+            broker = Broker.parse(mqtt.url, mqtt.username, mqtt.password)
+        except (ImportError, MqttError) as exc:
+            message = (
+                str(exc)
+                if isinstance(exc, MqttError)
+                else "MQTT needs paho-mqtt: pip install 'paho-mqtt>=2.0'."
+            )
+            self.supervisor.faults.record("mqtt", message)
+            self.supervisor.add_section(
+                "mqtt", lambda: {"enabled": True, "connected": False, "last_error": message}
+            )
+            return
+        topics = Topics(
+            base=mqtt.topic or f"loop/{self.device_id}",
+            prefix=mqtt.discovery_prefix,
+            device_id=self.device_id,
+        )
+        self.mqtt = MqttBridge(
+            broker,
+            topics,
+            self._hass_device,
+            player=self.player,
+            library=self.library,
+            panel=Panel(image=self._panel_image, changes=self._panel_changes),
+            clock=self.clock,
+            on_event=lambda message: self.supervisor.faults.record("mqtt", message),
+            image_interval=mqtt.image_interval,
+            **self._mqtt_options,
+        )
+        self.supervisor.register(self.mqtt)
+        self.supervisor.add_section("mqtt", self.mqtt.snapshot)
+
+    def _hass_device(self) -> DeviceInfo:
+        from libloop import __version__
+        from loopapp.integrations.hass import DeviceInfo
+
+        model = "ILI9341 240x320 (simulated)" if self.simulated else "ILI9341 240x320"
+        return DeviceInfo(self.device_id, f"LOOP {self.hostname}", model, __version__, self.dashboard_url)
+
+    def _panel_image(self) -> Any:
+        image = self.hardware.snapshot(int(self.rotation))
+        return image if image is not None else self.display.shadow_image(self.rotation)
+
+    def _panel_changes(self) -> int:
+        """Moves whenever the glass may have changed (the model's version, or bytes on the bus)."""
+        panel = self.hardware.panel
+        if panel is not None:
+            return int(panel.version)
+        return self.display.stats.bytes + self.display.brightness
 
     # --- supervisor hooks --------------------------------------------------------------------
 
@@ -438,6 +546,8 @@ class Device:
 
     @property
     def dashboard_url(self) -> str:
+        if self._mdns_up:
+            return f"http://{self.hostname}.local:{self.port}"
         host = self.host
         if host in ("0.0.0.0", "::", ""):
             host = _lan_address() or "127.0.0.1"

@@ -24,6 +24,7 @@ from libloop.transport.pwm import SysfsFiles
 from libloop.transport.spiclock import MODEL_PATH, read_model
 from libloop.transport.spidev_bus import READ_SPEED_HZ
 from libloop.wording import plural
+from loopapp.config import MqttConfig
 from loopapp.doctor_pi import Check, check_clock, check_link, check_pwm, gpio_chip_label, spi_clock_info
 
 __all__ = ["Check", "format_checks", "report", "run_checks"]
@@ -161,6 +162,28 @@ def _check_power(sysfs: Path, run: Runner) -> Check:
     return Check("power", True, detail)
 
 
+def check_mqtt(mqtt: MqttConfig, *, timeout: float = 5.0) -> Check:
+    """The configured MQTT broker takes the device's login (connects once, bounded by ``timeout``)."""
+    if not mqtt.url:
+        return Check("MQTT broker", True, "not configured (set [mqtt] url to use Home Assistant)")
+    from loopapp.integrations.broker import Broker, MqttError, probe_broker
+
+    try:
+        broker = Broker.parse(mqtt.url, mqtt.username, mqtt.password)
+        return Check("MQTT broker", True, probe_broker(broker, timeout))
+    except MqttError as exc:
+        text = str(exc)
+    if "needs paho-mqtt" in text:
+        fix = f"{sys.executable} -m pip install 'paho-mqtt>=2.0'"
+    elif "refused the connection" in text:
+        fix = "Check [mqtt] username and password against the broker's users (Home Assistant: Settings > People > Users, or the Mosquitto add-on's logins)"
+    elif "not trusted" in text:
+        fix = "Give the broker a certificate from a CA in the system store (or add its CA: sudo cp ca.crt /usr/local/share/ca-certificates/ && sudo update-ca-certificates)"
+    else:
+        fix = "Check [mqtt] url (host and port: 1883, or 8883 for mqtts://) and that the broker runs and can be reached from this machine"
+    return Check("MQTT broker", False, text, fix)
+
+
 def run_checks(
     *,
     spi_bus: int = 0,
@@ -182,6 +205,7 @@ def run_checks(
     model_path: Path = MODEL_PATH,
     pwm_files: SysfsFiles | None = None,
     device_spi: Mapping[str, Any] | None = None,
+    mqtt: MqttConfig | None = None,
 ) -> list[Check]:
     """Run every check, in the order a person would fix them.
 
@@ -193,7 +217,7 @@ def run_checks(
     who = user or pwd.getpwuid(os.geteuid()).pw_name
     can_use = access or (lambda p: os.access(p, os.R_OK | os.W_OK))
     link = check_link(device_spi)
-    return [
+    checks = [
         _check_spi(dev_root, spi_bus, spi_device),
         _check_bufsiz(sysfs_root),
         _check_access(
@@ -208,6 +232,9 @@ def run_checks(
         _check_disk(data_dir, disk_usage or psutil.disk_usage, reserve_mb),
         _check_power(sysfs_root, run),
     ]
+    if mqtt is not None:
+        checks.append(check_mqtt(mqtt))
+    return checks
 
 
 def format_checks(checks: list[Check]) -> str:

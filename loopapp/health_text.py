@@ -37,6 +37,16 @@ def format_health(report: Mapping[str, Any], data_dir: Path) -> str:
     wifi = report.get("wifi")
     if isinstance(wifi, Mapping):
         lines.append(f"Wi-Fi: {_wifi(wifi)}")
+    mqtt = report.get("mqtt")
+    if isinstance(mqtt, Mapping) and mqtt.get("enabled"):
+        if mqtt.get("connected"):
+            lines.append(f"MQTT: connected to {mqtt.get('broker')} since {mqtt.get('since')}")
+        else:
+            broker = mqtt.get("broker", "the broker")
+            lines.append(f"MQTT: NOT CONNECTED to {broker} ({mqtt.get('last_error')})")
+    mdns = report.get("mdns")
+    if isinstance(mdns, Mapping) and mdns.get("advertised"):
+        lines.append(f"mDNS: advertised as {mdns.get('name')!r} on {', '.join(mdns.get('addresses', []))}")
     faults = [f for f in report.get("faults") or [] if isinstance(f, Mapping)][-5:]
     total = report.get("faults_total")
     if not faults:

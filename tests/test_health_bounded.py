@@ -103,7 +103,8 @@ def test_hung_transfer_is_detected_and_the_bus_recovers_on_a_fresh_thread() -> N
     bus.hang.set()
     with pytest.raises(TransportTimeout, match="did not finish"):
         bounded.write(bytes(153600))
-    assert waiter_calls[0] == pytest.approx(153600 * 8 / 64e6 * 4 + 1.0)
+    transfers = -(-153600 // bus.max_transfer)
+    assert waiter_calls[0] == pytest.approx(153600 * 8 / 64e6 * 4 + 1.0 + transfers * 0.002)
     assert ledger.count == 1 and bounded.retry_stats.timeouts == 1
     bus.hang.clear()
     bounded.write(b"next")  # served by a new worker while the old one is still stuck
@@ -205,3 +206,12 @@ def test_display_over_bounded_transports_survives_eio_and_a_hang() -> None:
     display.fill((0, 0, 255))
     assert wiring.snapshot().getpixel((120, 160)) == (0, 0, 255)
     display.close()
+
+
+@given(nbytes=st.integers(1, 1 << 20), limit=st.integers(1, 65536))
+def test_a_write_cut_into_more_transfers_gets_more_time(nbytes: int, limit: int) -> None:
+    # The Pi 5's degraded mode sends a frame in 64-byte transfers: each has its own host cost.
+    whole = transfer_timeout(nbytes, 64_000_000)
+    cut = transfer_timeout(nbytes, 64_000_000, max_transfer=limit)
+    transfers = -(-nbytes // limit)
+    assert cut == pytest.approx(whole + (transfers - 1) * 0.002)

@@ -1,4 +1,4 @@
-"""libloop stays importable anywhere: no UI, web or simulator imports, hardware packages only lazily."""
+"""libloop stays importable anywhere: no UI, web, simulator or network-face imports (paho, zeroconf), hardware packages only lazily."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LIBLOOP = ROOT / "libloop"
 
 #: Never imported by libloop, at any time.
-FORBIDDEN = ("pygame", "flask", "sim", "webapp", "loopapp")
+FORBIDDEN = ("pygame", "flask", "sim", "webapp", "loopapp", "paho", "zeroconf")
 #: Hardware and optional packages: only inside the functions that need them.
 LAZY = ("spidev", "gpiod", "av", "pygame", "flask")
 

@@ -228,7 +228,18 @@ _SCHEMAS: dict[str, Schema] = {
     "Health": {
         "type": "object",
         "description": "Components, resources, recent faults (from the supervisor) and Wi-Fi status.",
-        "properties": {"wifi": {"type": "object"}},
+        "properties": {
+            "wifi": {"type": "object"},
+            "mqtt": {
+                "type": "object",
+                "description": "The MQTT (Home Assistant) connection: enabled, broker, connected, since, "
+                "down_for_s, last_error, connects, reconnects, last_outage_s, device_id, topic.",
+            },
+            "mdns": {
+                "type": "object",
+                "description": "The mDNS advertisement: enabled, advertised, name, addresses, last_error.",
+            },
+        },
     },
     "Session": {
         "type": "object",

@@ -319,14 +319,26 @@ def call_bounded(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def transfer_timeout(nbytes: int, speed_hz: int, *, factor: float = 4.0, margin: float = 1.0) -> float:
-    """A bound for moving ``nbytes`` over SPI at ``speed_hz``: ``factor`` × wire time + ``margin``.
+#: Host time allowed for each transfer a write is cut into (a syscall, a GIL hand-over on a
+#: busy machine), on top of its wire time.
+PER_TRANSFER_S = 0.002
 
-    A full 240×320 frame at 64 MHz is 19.2 ms on the wire, so a hang is noticed after ~1.1 s.
+
+def transfer_timeout(
+    nbytes: int, speed_hz: int, *, factor: float = 4.0, margin: float = 1.0, max_transfer: int = 0
+) -> float:
+    """A bound for moving ``nbytes`` over SPI at ``speed_hz``: ``factor`` × wire time + ``margin``,
+    plus ``PER_TRANSFER_S`` for each transfer of at most ``max_transfer`` bytes it takes.
+
+    A full 240×320 frame at 64 MHz is 19.2 ms on the wire, so a hang is noticed after ~1.1 s;
+    in 64-byte transfers (the Pi 5's degraded mode) the same frame is 2,400 transfers and gets
+    about 5 s more.
     """
     if speed_hz <= 0:
         raise ValueError("speed_hz must be positive")
-    return max(nbytes, 0) * 8 / speed_hz * factor + margin
+    n = max(nbytes, 0)
+    transfers = -(-n // max_transfer) if max_transfer > 0 else 1
+    return n * 8 / speed_hz * factor + margin + transfers * PER_TRANSFER_S
 
 
 class BoundedBus:
@@ -402,7 +414,10 @@ class BoundedBus:
     def write(self, data: Buffer) -> None:
         """Write ``data`` within a bound computed from its length."""
         n = memoryview(data).nbytes
-        timeout = transfer_timeout(n, self.speed_hz, margin=self.margin)
+        limit = getattr(self.inner, "max_transfer", 0)
+        timeout = transfer_timeout(
+            n, self.speed_hz, margin=self.margin, max_transfer=limit if isinstance(limit, int) else 0
+        )
         self._call(self.inner.write, data, timeout=timeout, what=f"SPI write of {n} bytes")
 
     def read(self, command: Buffer, n: int) -> bytes:

@@ -182,6 +182,12 @@ class Player:
         self._screen_cache: dict[str, memoryview] = {}
         self._error_message = ""
         self._forced_error: str | None = None  # the supervisor's emergency message, until cleared
+        # Change notification for other faces (MQTT): a counter bumped, under its own condition,
+        # whenever what status() reports (other than the statistics) changes. The loop only
+        # ever tries the condition's lock, so it never waits on a waiter.
+        self._changes = threading.Condition(threading.Lock())
+        self._version = 0
+        self._status_key: tuple[object, ...] | None = None
 
     # --- running ------------------------------------------------------------------------
 
@@ -218,6 +224,7 @@ class Player:
             self._fatal = exc
             log.exception("the player loop stopped")
             self._faults.append(f"player stopped: {exc}")
+            self._note_changes()
             if self.on_fatal is not None:
                 self.on_fatal(exc)
 
@@ -296,6 +303,10 @@ class Player:
     def set_night(self, night: NightSchedule | None) -> None:
         """Replace the night schedule (None: never sleep on a schedule)."""
         self._control("night", night)
+
+    def set_dashboard_url(self, url: str) -> None:
+        """Change the address the empty and error screens show (redrawn at once if one is up)."""
+        self._control("dashboard_url", str(url))
 
     def show_error(self, message: str) -> None:
         """Show the error screen with ``message`` instead of playing, until :meth:`clear_error`.
@@ -412,10 +423,58 @@ class Player:
         """The statistics alone."""
         return self._stats.snapshot()
 
+    @property
+    def version(self) -> int:
+        """A number that grows whenever the state, the current item or the brightness changes."""
+        with self._changes:
+            return self._version
+
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        """Wait until :attr:`version` differs from ``since`` (or ``timeout`` passes); return it.
+
+        For faces that mirror the player's state (MQTT): they wait here on their own thread,
+        and the loop only bumps a counter, so a slow face never slows playback.
+        """
+        with self._changes:
+            self._changes.wait_for(lambda: self._version != since, timeout)
+            return self._version
+
+    def _note_changes(self) -> None:
+        """Bump :attr:`version` if what status() reports has changed (cheap: called every turn)."""
+        turn = self._turn
+        key = (
+            self._asleep,
+            self._paused,
+            self._screen,
+            self._fatal is not None,
+            turn.item.id if turn is not None else None,
+            turn.item.name if turn is not None else None,
+            self._brightness,
+            self._forced_error or self._error_message,
+        )
+        if key == self._status_key:
+            return
+        # Never wait for a waiter: one that holds the condition right now (checking the counter,
+        # or descheduled on a busy machine just then) is told on the next turn instead.
+        if not self._changes.acquire(blocking=False):
+            return
+        try:
+            self._status_key = key
+            self._version += 1
+            self._changes.notify_all()
+        finally:
+            self._changes.release()
+
     # --- the loop ---------------------------------------------------------------------------
 
     def step(self) -> None:
         """One turn of the loop: controls, changes, then one frame sent or one wait."""
+        try:
+            self._step()
+        finally:
+            self._note_changes()
+
+    def _step(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat()
         self._wake.clear()
@@ -439,6 +498,7 @@ class Player:
         due = turn.timeline.due(turn.shown, now)
         if due is None:
             # Long frames (stills) are slept in slices so the heartbeat keeps beating.
+            self._note_changes()
             self.clock.sleep_until(min(turn.timeline.deadline(turn.shown + 1), now + IDLE_TICK), self._wake)
             return
         end = turn.timeline.end_index
@@ -470,6 +530,7 @@ class Player:
         return [(r.x0, r.y0, r.x1, r.y1) for r in frames.regions(i)]
 
     def _idle(self, now: float) -> None:
+        self._note_changes()  # before waiting, so a change is told at once, not after the wait
         deadline = now + IDLE_TICK
         if self._night is not None:
             deadline = min(deadline, now + self._night.seconds_until_change() + 0.01)
@@ -541,6 +602,10 @@ class Player:
         elif cmd.name == "night":
             self._night = cmd.arg
             self._night_override_until = float("-inf")
+        elif cmd.name == "dashboard_url":
+            self.dashboard_url = cmd.arg
+            if self._screen is not None:
+                self._panel = None  # redraw the screen with the new address
         if cmd.name in ("sleep", "wake", "night"):
             self._apply_power(now)
 
