@@ -297,7 +297,7 @@ def _check_formats(library: Library, report: FsckReport, *, repair: bool) -> Non
         if repair:
             staged = library.staging_path(".v2")
             try:
-                new_size = upgrade_to_v2(path, staged)
+                new_size = upgrade_to_v2(path, staged, video=item.kind == "video")
                 repaired = _swap_file(library, item, staged, new_size)
             except (FrameFileError, DiskFull, OSError) as exc:
                 message += f" Converting it failed: {exc}"

@@ -340,7 +340,7 @@ def verify_any(path: Path) -> list[str]:
             return [str(exc)]
 
 
-def upgrade_to_v2(src: Path, dest: Path) -> int:
+def upgrade_to_v2(src: Path, dest: Path, *, video: bool = False) -> int:
     """Write the v1 frame file ``src`` as a v2 file at ``dest`` (lossless zstd codec); return its size.
 
     Every frame, duration, loop count and dirty region stays as it was: the player sends the
@@ -348,11 +348,13 @@ def upgrade_to_v2(src: Path, dest: Path) -> int:
     see ``framemeta``) is carried over after v2's, on a page boundary, as it was. Write to a
     staging path and rename it over ``src``: readers that have ``src`` open keep reading it.
 
+    With ``video`` the frames are compressed at the codec's faster video level.
+
     Raises:
         FrameFileError: ``src`` is not a sound v1 frame file.
         DiskFull: the disk filled up.
     """
-    from libloop.media.codec_zstd import ZstdWriter
+    from libloop.media.codec_zstd import LEVEL, VIDEO_LEVEL, ZstdWriter
     from libloop.media.framefile_v2 import PAGE
 
     with FrameFile.open(src) as old:
@@ -362,7 +364,8 @@ def upgrade_to_v2(src: Path, dest: Path) -> int:
                 f"Frame file {Path(src).name} is damaged ({problems[0]}); it cannot be converted."
             )
         data_end = int(getattr(old, "data_size", Path(src).stat().st_size))
-        with ZstdWriter(dest, old.width, old.height, loop_count=old.loop_count) as writer:
+        level = VIDEO_LEVEL if video else LEVEL
+        with ZstdWriter(dest, old.width, old.height, loop_count=old.loop_count, level=level) as writer:
             for i in range(old.frame_count):
                 writer.add_frame(np.array(old.frame_array(i)), old.durations_ms[i])
             writer.commit()

@@ -266,9 +266,10 @@ def _writer(dest: Path, opts: ImportOptions, kind: Kind, loop_count: int) -> Ite
         writer = H264Writer(dest, opts.width, opts.height, loop_count=loop_count)
         name = "h264"
     else:
-        from libloop.media.codec_zstd import ZstdWriter
+        from libloop.media.codec_zstd import LEVEL, VIDEO_LEVEL, ZstdWriter
 
-        writer = ZstdWriter(dest, opts.width, opts.height, loop_count=loop_count)
+        level = VIDEO_LEVEL if kind == "video" else LEVEL
+        writer = ZstdWriter(dest, opts.width, opts.height, loop_count=loop_count, level=level)
         name = "zstd"
     with writer:
         yield writer, name
