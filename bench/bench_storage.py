@@ -312,8 +312,10 @@ def _memory(tmp: Path, files: list[tuple[Path, ImportResult]], copies: int) -> d
         "items": seen,
         "library_mb": total / 1e6,
         "before": rss_before / 1e6,
+        "first_pass": first_pass / 1e6,
         "peak": peak / 1e6,
         "after": after / 1e6,
+        "kinds": len(files),
     }
 
 
