@@ -240,6 +240,12 @@ class ItemDisabled(PlayerError):
 # --- API tokens (appended) ---------------------------------------------------------------
 
 
+class InvalidSetting(InvalidChange):
+    """A device setting's name or value is not one LOOP knows; the message says what is allowed."""
+
+    code = "invalid_setting"
+
+
 class TokenNotFound(LibraryError):
     """No API token with that name exists."""
 

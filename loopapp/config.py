@@ -3,7 +3,8 @@
 ```toml
 data_dir = "/var/lib/loop"
 
-[display]
+[display]             # a fresh device's settings: once changed from the dashboard, the API or
+                      # `loop settings`, the stored values win (see libloop/settings)
 rotation = 0          # 0, 90, 180 or 270
 bgr = true            # the module's colour filter order (most ILI9341 modules are BGR)
 invert = false
@@ -34,7 +35,9 @@ hosts = []            # more names the dashboard answers to, e.g. ["loop.example
 
 [player]
 refresh_seconds = 5.0
-night = ""            # e.g. "23:00-07:00": panel asleep in between
+night = ""            # e.g. "23:00-07:00": panel asleep in between, every day (a fresh device's
+                      # night setting; weekdays and dimming are set live, `loop settings night`)
+still_seconds = 10.0  # how long a still picture stays on (a fresh device's setting)
 
 [mqtt]                # Home Assistant over MQTT; off while url is empty
 url = ""              # "mqtt://broker.lan:1883", or "mqtts://broker.lan:8883" (TLS, system CA store)
@@ -57,9 +60,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from libloop.errors import LoopError
+
+if TYPE_CHECKING:
+    from libloop.settings import DeviceSettings
 
 
 class ConfigError(LoopError):
@@ -125,6 +131,7 @@ class WebConfig:
 class PlayerConfig:
     refresh_seconds: float = 5.0
     night: str = ""
+    still_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -227,8 +234,14 @@ def validate(config: Config) -> Config:
         raise ConfigError(
             f'wiring.backlight_pwm must be "auto", "pwm" or "pin", not {config.wiring.backlight_pwm!r}.'
         )
-    if config.player.night and not re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", config.player.night):
+    if config.player.night and not re.fullmatch(
+        r"([01]?\d|2[0-3]):[0-5]\d-([01]?\d|2[0-3]):[0-5]\d", config.player.night
+    ):
         raise ConfigError(f'player.night must look like "23:00-07:00", not {config.player.night!r}.')
+    if not 0.5 <= config.player.still_seconds <= 86400:
+        raise ConfigError(
+            f"player.still_seconds must be from 0.5 to 86400, not {config.player.still_seconds:g}."
+        )
     _validate_mqtt(config.mqtt)
     return config
 
@@ -260,6 +273,28 @@ def _validate_mqtt(mqtt: MqttConfig) -> None:
         raise ConfigError(
             f"mqtt.image_interval must be 0 (no picture) or at least 1 second, not {mqtt.image_interval}."
         )
+
+
+def device_settings(config: Config) -> DeviceSettings:
+    """A fresh device's live settings, from the config file (the stored ones win once set)."""
+    from libloop.settings import DeviceSettings, Night
+
+    night = None
+    if config.player.night:
+        start, end = (f"{int(h):02d}:{m}" for h, m in (t.split(":") for t in config.player.night.split("-")))
+        if start != end:
+            night = Night(start=start, end=end)
+    r, g, b = config.display.background
+    return DeviceSettings(
+        rotation=config.display.rotation,
+        fit=config.display.fit,
+        dither=config.display.dither,
+        background=f"#{r:02x}{g:02x}{b:02x}",
+        still_seconds=config.player.still_seconds,
+        night=night,
+        # A rotation chosen in the config file is an answer to the first-run question.
+        orientation_asked=config.display.rotation != 0,
+    )
 
 
 def load_config(

@@ -41,7 +41,10 @@ if TYPE_CHECKING:
     from libloop.index.upgrade import BackgroundUpgrade
     from libloop.media.importer import ImportOptions, ImportResult
     from libloop.media.jobs import Imported, ImportQueue
+    from libloop.media.rerender import Rerenderer
     from libloop.player import Player
+    from libloop.settings import DeviceSettings
+    from libloop.settings.live import LiveSettings
     from loopapp.integrations.hass import DeviceInfo
     from loopapp.integrations.mdns import MdnsAdvertiser
     from loopapp.integrations.mqtt import MqttBridge
@@ -53,20 +56,37 @@ log = logging.getLogger(__name__)
 STATE_FILE = "device.json"
 
 
-def import_options(config: Config, *, fit: str | None = None, dither: bool | None = None) -> ImportOptions:
-    """Import options for the configured panel orientation."""
+def import_options(
+    config: Config,
+    *,
+    fit: str | None = None,
+    dither: bool | None = None,
+    settings: DeviceSettings | None = None,
+) -> ImportOptions:
+    """Import options for the panel as set: ``settings`` (the live ones), else the config's."""
+    import dataclasses
+
     from libloop.ili9341 import logical_size
     from libloop.media.fit import FitMode
     from libloop.media.importer import ImportOptions
+    from loopapp.config import device_settings
 
-    width, height = logical_size(Rotation(config.display.rotation))
-    return ImportOptions(
+    live = settings or device_settings(config)
+    width, height = logical_size(Rotation(live.rotation))
+    options = ImportOptions(
         width=width,
         height=height,
-        fit=FitMode(fit or config.display.fit),
-        background=config.display.background,
-        dither=config.display.dither if dither is None else dither,
+        fit=FitMode(live.fit),
+        background=live.background_rgb,
+        dither=live.dither,
     )
+    if fit is not None or dither is not None:
+        options = dataclasses.replace(
+            options,
+            fit=FitMode(fit) if fit is not None else options.fit,
+            dither=options.dither if dither is None else dither,
+        )
+    return options
 
 
 def import_file(
@@ -75,14 +95,19 @@ def import_file(
     options: ImportOptions,
     progress: Callable[[float], None] | None = None,
 ) -> Imported:
-    """Import one file into the library in this process (``loop import``); the file is left as it is."""
+    """Import one file into the library in this process (``loop import``).
+
+    The file is left as it is; a copy of it is kept as the item's original.
+    """
     from libloop.media.importer import import_media
     from libloop.media.jobs import import_into
 
     def convert(src: Path, dest: Path) -> ImportResult:
         return import_media(src, dest, options, progress, name=path.name)
 
-    done = import_into(library, path, path.name, convert, limits=options.limits)
+    done = import_into(
+        library, path, path.name, convert, limits=options.limits, keep="copy", render=options.render_record()
+    )
     if done.existing and progress is not None:
         progress(1.0)
     return done
@@ -149,7 +174,6 @@ class Device:
         self.upload_dir = self.data_dir / "incoming"
         self.preview_dir = self.data_dir / "previews"
         self.max_upload_bytes = config.web.max_upload_mb * 1024 * 1024
-        self.rotation = Rotation(config.display.rotation)
         self.exit_requested = threading.Event()
         self.exit_code = 0
         self._started = False
@@ -160,6 +184,8 @@ class Device:
         self.mdns: MdnsAdvertiser | None = None
         # Built by start():
         self.library: Library
+        self.settings: LiveSettings
+        self.rerender: Rerenderer
         self.display: Display
         self.player: Player
         self.imports: ImportQueue
@@ -203,9 +229,12 @@ class Device:
         )
         from libloop.index import Library
         from libloop.index.upgrade import BackgroundUpgrade
+        from libloop.media.importer import ImportOptions
         from libloop.media.jobs import ImportQueue
+        from libloop.media.rerender import Rerenderer
         from libloop.player import Player
-        from libloop.player.night import NightSchedule
+        from libloop.settings.live import LiveSettings
+        from loopapp.config import device_settings
         from webapp import create_app
         from webapp.server import WebServer
 
@@ -217,6 +246,8 @@ class Device:
                 leftover.unlink()
 
         self.library = Library(self.data_dir).open()
+        # The live settings: stored in the library over the config file's defaults.
+        self.settings = LiveSettings(self.library, device_settings(config), options=ImportOptions())
 
         bus = BoundedBus(hw.bus, speed_hz=config.wiring.speed_hz, clock=self.clock)
         dc = BoundedPin(hw.dc, name="D/C", clock=self.clock)
@@ -227,7 +258,7 @@ class Device:
             dc,
             reset,
             backlight,
-            rotation=self.rotation,
+            rotation=Rotation(self.settings.current().rotation),
             bgr=config.display.bgr,
             invert=config.display.invert,
             shadow=hw.panel is None,
@@ -236,7 +267,7 @@ class Device:
 
         self.imports = ImportQueue(
             self.library,
-            import_options(config),
+            self.settings.import_options(),
             staging_dir=self.upload_dir,
             worker=self._import_worker,
             dedupe=True,  # the same picture uploaded twice is one item, as with `loop import`
@@ -244,6 +275,15 @@ class Device:
         # Frame files an earlier LOOP wrote (v1, raw) are converted to v2 in a niced child process.
         self.upgrade = BackgroundUpgrade(self.data_dir)
         self.upgrade.start(self.library)
+        # A new rotation or fit re-renders the library from the kept originals, whenever no
+        # upload waits, in a child process at lower priority.
+        self.rerender = Rerenderer(
+            self.library,
+            self.settings.wanted,
+            ImportOptions(),
+            worker=self._import_worker,
+            on_change=self.imports.poke,
+        )
         self.resources = ResourceMonitor(self.data_dir, clock=self.clock)
         self.resources.run_once()
         self.wifi_monitor = self._wifi or (FakeWifi() if self.simulated else NetworkManagerWifi())
@@ -257,10 +297,6 @@ class Device:
         self._web_running = True
         self.port = self.server.port  # a restart binds the same port again
 
-        night = None
-        if config.player.night:
-            start, end = config.player.night.split("-")
-            night = NightSchedule.parse(start, end)
         beat = Heartbeat(self.clock, stale_after=10.0)
         self.player = Player(
             self.display,
@@ -268,7 +304,7 @@ class Device:
             clock=self.clock,
             dashboard_url=self.dashboard_url,
             refresh_interval=config.player.refresh_seconds,
-            night=night,
+            settings=self.settings.play_settings,  # rotation, shuffle, still time, night
             heartbeat=beat.beat,
             on_fatal=lambda exc: self.supervisor.report_failure("player", str(exc)),
             wire_hz=float(config.wiring.speed_hz),
@@ -332,6 +368,9 @@ class Device:
         self.supervisor.add_section("display", self._display_info)
         self._register_integrations()
         self.supervisor.start()
+        self.settings.attach(player=self.player, imports=self.imports, rerender=self.rerender)
+        self.imports.set_background(self.rerender)
+        self.rerender.refresh()  # what a change made while the device was off still needs
         self._started = True
         self._write_state()
 
@@ -344,6 +383,7 @@ class Device:
             ("supervisor", self.supervisor.stop),
             ("player", self.player.stop),
             ("web server", self._stop_web),
+            ("re-render", self.rerender.close),
             ("imports", self.imports.close),
             ("frame file upgrade", self.upgrade.stop),
             ("display", self.display.close),
@@ -522,7 +562,17 @@ class Device:
     def _probe_imports(self) -> str:
         jobs = self.imports.jobs()
         running = [job for job in jobs if job.status == "running"]
-        return f"{len(running)} running, {len(jobs)} known"
+        detail = f"{len(running)} running, {len(jobs)} known"
+        progress = self.rerender.progress()
+        if progress["running"]:
+            detail += f"; re-rendering for new settings, {progress['done']} of {progress['total']} done"
+        return detail
+
+    @property
+    def rotation(self) -> Rotation:
+        """The panel's orientation now (it follows the live setting at once)."""
+        display = getattr(self, "display", None)
+        return Rotation(display.rotation) if display is not None else Rotation(self.config.display.rotation)
 
     def _display_info(self) -> dict[str, Any]:
         stats = self.display.stats
@@ -633,6 +683,27 @@ def delete_via_running_device(config: Config, item_id: str) -> bool:
         raise LoopError(_api_message(exc)) from None
     except OSError:
         return False  # stale state file: the device is not answering
+
+
+def settings_via_running_device(
+    config: Config, changes: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The running device's settings (after ``changes``, when given); None if no device runs."""
+    device = running_device(config)
+    if device is None:
+        return None
+    request = _request(device, "GET" if changes is None else "PATCH", "/api/settings")
+    if changes is not None:
+        request.data = json.dumps(dict(changes)).encode()
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+    except urllib.error.HTTPError as exc:
+        raise LoopError(_api_message(exc)) from None
+    except (OSError, ValueError):
+        return None  # stale state file: the device is not answering
 
 
 def _api_message(exc: urllib.error.HTTPError) -> str:

@@ -183,20 +183,35 @@ def _received_files() -> list[Any]:
 
 
 def item_json(item: ItemLike) -> dict[str, Any]:
-    """An item as the API answers it: the SPEC shape plus its preview address and disk use."""
-    from libloop.index.usage import item_disk_bytes
+    """An item as the API answers it: the SPEC shape plus its preview address, disk use and re-render state.
 
-    body = item.to_dict()
-    body["preview_url"] = f"/api/media/{item.id}/preview.gif"
-    body["disk_bytes"] = item_disk_bytes(item)
-    return body
+    ``rerender`` is "pending" while a new frame file is being made for the current settings,
+    "needs_upload" when it has no kept original and no longer fits the panel (re-upload it to
+    re-render it), "failed", or null when its frames are up to date.
+    """
+    return _api_item(item.to_dict())
+
+
+def _api_item(body: dict[str, Any]) -> dict[str, Any]:
+    """An item's dict as the API shows it (the original's file name stays inside the device)."""
+    item_id = str(body["id"])
+    settings = getattr(services(), "settings", None)
+    # The frame file's name changes when the item is rendered again: a new address, a new picture.
+    version = str(body.get("file_name", "")).removesuffix(".loop").rpartition("-")[2]
+    return {
+        **body,
+        "disk_bytes": int(body.get("size_bytes") or 0) + int(body.get("original_bytes") or 0),
+        "preview_url": f"/api/media/{item_id}/preview.gif" + (f"?v={version}" if version != item_id else ""),
+        "original": body.get("original") is not None,
+        "rerender": settings.item_state(item_id) if settings is not None else None,
+    }
 
 
 def job_json(job_dict: dict[str, Any]) -> dict[str, Any]:
     """A job as the API answers it (its item, once imported, with its preview address)."""
     item = job_dict.get("item")
     if isinstance(item, dict) and "id" in item:
-        job_dict = {**job_dict, "item": {**item, "preview_url": f"/api/media/{item['id']}/preview.gif"}}
+        job_dict = {**job_dict, "item": _api_item(item)}
     return job_dict
 
 
@@ -273,7 +288,7 @@ def get_job(job_id: str) -> Response:
 
 
 def _patch_fields(body: dict[str, Any]) -> dict[str, Any]:
-    allowed = {"name", "enabled", "loops", "min_seconds"}
+    allowed = {"name", "enabled", "loops", "min_seconds", "fit", "seconds", "dither"}
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise ApiError(
@@ -305,6 +320,32 @@ def _patch_fields(body: dict[str, Any]) -> dict[str, Any]:
                 400, "invalid_request", "'min_seconds' must be a number of seconds from 0 to 86400."
             )
         fields["min_seconds"] = float(secs)
+    if "fit" in body:
+        fit = body["fit"]
+        if fit is not None and fit not in ("contain", "cover", "stretch"):
+            raise ApiError(
+                400,
+                "invalid_request",
+                "'fit' must be contain, cover, stretch or null (the device's setting).",
+            )
+        fields["fit"] = fit
+    if "dither" in body:
+        if body["dither"] is not None and not isinstance(body["dither"], bool):
+            raise ApiError(
+                400, "invalid_request", "'dither' must be true, false or null (the device's setting)."
+            )
+        fields["dither"] = body["dither"]
+    if "seconds" in body:
+        secs = body["seconds"]
+        if secs is not None and (
+            isinstance(secs, bool) or not isinstance(secs, int | float) or not 0.5 <= secs <= 86400
+        ):
+            raise ApiError(
+                400,
+                "invalid_request",
+                "'seconds' must be a number of seconds from 0.5 to 86400, or null (the default).",
+            )
+        fields["seconds"] = None if secs is None else float(secs)
     return fields
 
 
@@ -314,6 +355,8 @@ def patch_media(item_id: str) -> Response:
     svc = services()
     fields = _patch_fields(json_object())
     item = svc.library.update(item_id, **fields) if fields else svc.library.get(item_id)
+    if "fit" in fields or "dither" in fields:
+        svc.settings.item_changed()  # its frames may need rendering again
     return jsonify(item_json(item))
 
 

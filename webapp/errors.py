@@ -38,6 +38,7 @@ class ApiError(Exception):
 _STATUS_BY_CLASS: list[tuple[type[lerr.LoopError], int]] = [
     (lerr.ItemNotFound, 404),
     (lerr.TokenNotFound, 404),
+    (lerr.InvalidSetting, 400),
     (lerr.InvalidChange, 422),
     (lerr.LibraryError, 409),
     (lerr.UnsupportedMedia, 415),

@@ -16,6 +16,11 @@ Problem kinds (``Problem.kind``):
 - ``old_format``: a frame file in format v1, every frame stored raw (repair: convert it to v2
   in place, losslessly — the same frames, durations and regions in a fraction of the space;
   the file is written beside and renamed over the old one, so a player reading it carries on).
+- ``orphan_original``: a kept original in ``originals/`` that no item names (what a delete or
+  an interrupted add left; repair, at start-up too: remove it, see ``originals.py``).
+- ``missing_original``: an item whose kept original is gone (repair: the item keeps playing
+  and is marked as having no original, so a re-render skips it).
+- ``stray_original``: a file in ``originals/`` not named like an original (repair: quarantine).
 
 Repair never deletes user data: files and entries go to ``DATA/quarantine/<timestamp>/`` with
 a ``manifest.json`` that records each entry as JSON. Start-up runs the quick part: everything
@@ -31,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import durable, schema
+from . import durable, originals, schema
 from .items import Item
 
 if TYPE_CHECKING:
@@ -51,6 +56,9 @@ ORPHAN_FILE = "orphan_file"
 MISSING_FILE = "missing_file"
 CORRUPT_FILE = "corrupt_file"
 OLD_FORMAT = "old_format"
+ORPHAN_ORIGINAL = "orphan_original"
+MISSING_ORIGINAL = "missing_original"
+STRAY_ORIGINAL = "stray_original"
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,7 @@ def run(library: Library, *, repair: bool, checksums: bool, startup: bool = Fals
             _check_incoming(library, report, repair=repair, alone=alone)
         _check_positions(library, report, repair=repair)
         _check_files(library, report, quarantine, repair=repair and not startup)
+        _check_originals(library, report, quarantine, repair=repair, startup=startup)
     if checksums:
         _check_checksums(library, report, quarantine, repair=repair)
     if not startup:
@@ -167,8 +176,12 @@ def _check_database(conn: sqlite3.Connection, report: FsckReport, *, quick: bool
 
 
 def _check_pending(library: Library, report: FsckReport, *, repair: bool, alone: bool) -> None:
-    rows = library._require().execute("SELECT op, item_id, file_name FROM pending ORDER BY seq").fetchall()
-    for op, item_id, file_name in rows:
+    rows = (
+        library._require()
+        .execute("SELECT op, item_id, file_name, original FROM pending ORDER BY seq")
+        .fetchall()
+    )
+    for op, item_id, file_name, original in rows:
         if op == "unlink":
             if repair:
                 library.finish_unlink(file_name)
@@ -187,7 +200,9 @@ def _check_pending(library: Library, report: FsckReport, *, repair: bool, alone:
                 durable.unlink(library.frames_dir / file_name)
                 durable.fsync_dir(library.frames_dir)
                 with library._transaction("rolling back an interrupted add") as tx:
-                    tx.execute("DELETE FROM pending WHERE op = 'add' AND item_id = ?", (item_id,))
+                    tx.execute("DELETE FROM pending WHERE op = 'add' AND file_name = ?", (file_name,))
+                if original is not None:
+                    originals.collect(library, [original])
             report.problems.append(Problem(PENDING_ADD, message, item_id, file_name, repaired=repair))
 
 
@@ -255,6 +270,43 @@ def _check_files(library: Library, report: FsckReport, quarantine: Quarantine, *
         message = f"Item {item.id} ({item.name}) has lost its frame file {item.file_name}."
         repaired = repair and _quarantine_entry(library, quarantine, MISSING_FILE, message, item, None)
         report.problems.append(Problem(MISSING_FILE, message, item.id, str(path), repaired=repaired))
+
+
+def _check_originals(
+    library: Library, report: FsckReport, quarantine: Quarantine, *, repair: bool, startup: bool
+) -> None:
+    """Originals nothing names (removed, at start-up too), items whose original is gone, strays."""
+    if not library.originals_dir.is_dir():
+        return
+    for name in originals.unreferenced(library):
+        removed = repair and name in originals.collect(library, [name])
+        message = f"The kept original originals/{name[:12]}… belongs to no item."
+        report.problems.append(
+            Problem(ORPHAN_ORIGINAL, message, path=str(library.originals_dir / name), repaired=removed)
+        )
+    for path in originals.stray_files(library):
+        message = f"The file originals/{path.name} is not a kept original."
+        fix = repair and not startup
+        if fix:
+            quarantine.record(STRAY_ORIGINAL, message, item=None, file=path)
+        report.problems.append(Problem(STRAY_ORIGINAL, message, path=str(path), repaired=fix))
+    conn = library._require()
+    rows = conn.execute("SELECT * FROM items WHERE original IS NOT NULL ORDER BY position").fetchall()
+    for item in (Item.from_row(r) for r in rows):
+        kept = library.original_path(item)
+        if kept is None or kept.exists():
+            continue
+        message = f"Item {item.id} ({item.name}) has lost its kept original; re-upload it to re-render it."
+        fix = repair and not startup
+        if fix:
+            with library._transaction("forgetting a lost original") as tx:
+                tx.execute(
+                    "UPDATE items SET original = NULL, original_bytes = 0 WHERE id = ? AND original = ?",
+                    (item.id, item.original),
+                )
+                library._bump(tx)
+            library._notify()
+        report.problems.append(Problem(MISSING_ORIGINAL, message, item.id, str(kept), repaired=fix))
 
 
 def _check_checksums(library: Library, report: FsckReport, quarantine: Quarantine, *, repair: bool) -> None:
@@ -340,6 +392,11 @@ def _quarantine_entry(
         quarantine.record(kind, message, item=current, file=moved)
         tx.execute("DELETE FROM items WHERE id = ?", (item.id,))
         tx.execute("UPDATE items SET position = position - 1 WHERE position > ?", (current.position,))
+        original = library.original_path(current)
+        if original is not None and original.exists():
+            shared = tx.execute("SELECT 1 FROM items WHERE original = ?", (current.original,)).fetchone()
+            if shared is None:  # the upload itself is the person's data: set aside with the entry
+                quarantine.record(kind, f"The kept original of item {item.id}.", item=None, file=original)
         library._bump(tx)
     library._notify()
     return True

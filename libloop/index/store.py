@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -32,16 +33,19 @@ from typing import TYPE_CHECKING, Any
 from libloop.clock import Clock, MonotonicClock
 from libloop.errors import InvalidChange, ItemNotFound, LibraryError
 
-from . import durable, schema
+from . import durable, originals, schema
 from .access import ApiTokens, LoginSessions
 from .items import (
     Item,
     NewItem,
+    check_dither,
     check_enabled,
+    check_fit,
     check_id,
     check_loops,
     check_min_seconds,
     check_name,
+    check_seconds,
     make_item_id,
 )
 from .settings import Settings
@@ -52,6 +56,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+class Unset:
+    """The type of ``UNSET``: "leave this field as it is" where None is a value of its own."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = Unset()
 
 #: How long a staging path handed out but not yet written counts as in use (an import may be queued).
 STAGING_GRACE_S = 6 * 3600.0
@@ -81,6 +94,8 @@ class Library:
         self.frames_dir = self.data_dir / "frames"
         self.tmp_dir = self.frames_dir / ".tmp"
         self.quarantine_dir = self.data_dir / "quarantine"
+        #: Kept uploads, named by content hash (see ``originals.py``).
+        self.originals_dir = self.data_dir / originals.DIR
         self.settings = Settings(self)
         #: Named API tokens and dashboard logins (see ``access.py``).
         self.tokens = ApiTokens(self)
@@ -92,6 +107,8 @@ class Library:
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None  # plain reads (see _open_reader)
+        self._read_lock = threading.Lock()
         self._lock_fd: int | None = None
         self._waiters: set[threading.Event] = set()
         self._waiters_lock = threading.Lock()
@@ -108,6 +125,7 @@ class Library:
                 return self
             with durable.translate_errors("opening the library"):
                 self.tmp_dir.mkdir(parents=True, exist_ok=True)
+                self.originals_dir.mkdir(exist_ok=True)
                 self._lock_fd = os.open(self.data_dir / "library.lock", os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
@@ -123,6 +141,7 @@ class Library:
                     conn.execute("PRAGMA synchronous=FULL")
                     schema.migrate(conn)
                 self.recovery_report = fsck.run(self, repair=True, checksums=False, startup=True)
+                self._open_reader()
             except BaseException:
                 self._release()
                 raise
@@ -136,7 +155,27 @@ class Library:
             self._release()
         self._notify()
 
+    def _open_reader(self) -> None:
+        """A second connection for plain reads, so that a reader never waits for a writer.
+
+        A write holds the connection's lock through its durable commit (an fsync, long on an SD
+        card); the player checks ``generation`` every frame. In WAL mode a read on another
+        connection sees every committed change and never waits for the write in progress.
+        """
+        with durable.translate_errors("opening the library"):
+            reader = sqlite3.connect(
+                self.db_path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        reader.row_factory = sqlite3.Row
+        reader.execute("PRAGMA query_only = 1")
+        with self._read_lock:
+            self._reader = reader
+
     def _release(self) -> None:
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -185,6 +224,10 @@ class Library:
     def frame_path(self, item: Item) -> Path:
         """Where the item's frame file is."""
         return self.frames_dir / item.file_name
+
+    def original_path(self, item: Item) -> Path | None:
+        """Where the item's kept original is, or None when it has none."""
+        return None if item.original is None else self.originals_dir / item.original
 
     def staging_path(self, suffix: str = ".loop") -> Path:
         """A fresh path in ``frames/.tmp`` to write a frame file to before ``add``.
@@ -237,30 +280,57 @@ class Library:
 
     # --- changing ------------------------------------------------------------------------
 
-    def add(self, frame_file: Path, meta: NewItem, *, item_id: str | None = None) -> Item:
+    def add(
+        self,
+        frame_file: Path,
+        meta: NewItem,
+        *,
+        item_id: str | None = None,
+        original: Path | None = None,
+        render: Mapping[str, Any] | None = None,
+    ) -> Item:
         """Add a finished frame file as a new item at the end of the play order.
 
         The Library takes the file over: on success it is moved to ``frames/<id>.loop``; on
         failure it is removed, so nothing is left behind. The file must be on the same file
         system as the data directory (``staging_path()`` gives such a path). Raises DiskFull
         when the disk fills up, InvalidChange for bad metadata or an id already used.
+
+        ``original`` (the uploaded file, on the same file system) is taken over the same way
+        and kept as ``originals/<content hash>`` (one file for every item of that content), in
+        the same crash-safe add: the item never exists without it. ``render`` records what the
+        frame file was rendered for (see ``Item.render``).
         """
         frame_file = Path(frame_file)
+        original = None if original is None else Path(original)
         try:
             meta.validate()
             if item_id is not None:
                 check_id(item_id)
+            if original is not None:
+                originals.check_name(meta.content_hash)
             with self._lock:
-                return self._add(frame_file, meta, item_id)
+                return self._add(frame_file, meta, item_id, original, render)
         except BaseException:
-            with contextlib.suppress(OSError):
-                durable.unlink(frame_file)
+            for leftover in (frame_file, original):
+                if leftover is not None:
+                    with contextlib.suppress(OSError):
+                        durable.unlink(leftover)
             raise
         finally:
             with self._lock:
                 self._staging.pop(frame_file, None)
+                if original is not None:
+                    self._staging.pop(original, None)
 
-    def _add(self, frame_file: Path, meta: NewItem, item_id: str | None) -> Item:
+    def _add(
+        self,
+        frame_file: Path,
+        meta: NewItem,
+        item_id: str | None,
+        original: Path | None,
+        render: Mapping[str, Any] | None,
+    ) -> Item:
         try:
             size = frame_file.stat().st_size
         except FileNotFoundError:
@@ -270,47 +340,203 @@ class Library:
         new_id = item_id or make_item_id()
         file_name = f"{new_id}.loop"
         final = self.frames_dir / file_name
+        original_name = meta.content_hash if original is not None else None
+        render_text = None if render is None else json.dumps(dict(render), sort_keys=True)
         with self._transaction("adding an item") as conn:
             if conn.execute("SELECT 1 FROM used_ids WHERE id = ?", (new_id,)).fetchone():
                 raise InvalidChange(f"The id {new_id!r} is already used in this library; choose another.")
             conn.execute("INSERT INTO used_ids (id) VALUES (?)", (new_id,))
             conn.execute(
-                "INSERT INTO pending (op, item_id, file_name, staged) VALUES ('add', ?, ?, ?)",
-                (new_id, file_name, str(frame_file)),
+                "INSERT INTO pending (op, item_id, file_name, staged, original) VALUES ('add', ?, ?, ?, ?)",
+                (new_id, file_name, str(frame_file), original_name),
             )
         try:
             with durable.translate_errors("adding an item"):
                 durable.fsync_file(frame_file)
                 durable.rename(frame_file, final)
                 durable.fsync_dir(self.frames_dir)
+            original_bytes = 0
+            if original is not None and original_name is not None:
+                original_bytes = originals.place(self, original, original_name)
             with self._transaction("adding an item") as conn:
                 (count,) = conn.execute("SELECT COUNT(*) FROM items").fetchone()
                 conn.execute(
                     """INSERT INTO items (id, name, kind, frames, duration_ms, width, height, enabled,
                        position, loops, min_seconds, source_name, content_hash, loop_count, created,
-                       file_name, size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, 1, 0, ?, ?, ?, ?, ?, ?)""",
+                       file_name, size_bytes, original, original_bytes, render)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, 1, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (
                         new_id, meta.name, meta.kind, meta.frames, meta.duration_ms, meta.width,
                         meta.height, count, meta.source_name, meta.content_hash, meta.loop_count,
-                        time.time(), file_name, size,
+                        time.time(), file_name, size, original_name, original_bytes, render_text,
                     ),
                 )  # fmt: skip
                 conn.execute("DELETE FROM pending WHERE op = 'add' AND item_id = ?", (new_id,))
                 self._bump(conn)
         except BaseException:
-            self._undo_add(new_id, final)
+            self._undo_add(new_id, final, original_name)
             raise
         self._notify()
         return self.get(new_id)
 
-    def _undo_add(self, item_id: str, final: Path) -> None:
+    def adopt_original(self, item_id: str, original: Path) -> Item:
+        """Keep ``original`` (its content is the item's) for an item that has none; takes it over.
+
+        An item imported before originals were kept gets one when the same file is uploaded
+        again. The same crash-safe steps as an add: an intent naming the original, the file
+        placed, then the item committed with it. A no-op (the file removed) if it has one.
+
+        Raises:
+            ItemNotFound: no such item (the file is removed).
+        """
+        original = Path(original)
+        try:
+            return self._adopt(item_id, original)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                durable.unlink(original)
+            raise
+        finally:
+            with self._lock:
+                self._staging.pop(original, None)
+
+    def _adopt(self, item_id: str, original: Path) -> Item:
+        item = self.get(item_id)
+        if item.original is not None:
+            durable.unlink(original)
+            return item
+        name = originals.check_name(item.content_hash)
+        marker = f"{item_id}-adopt-{secrets.token_hex(4)}.none"  # no frame file: nothing to undo there
+        with self._transaction("keeping an item's original") as conn:
+            conn.execute(
+                "INSERT INTO pending (op, item_id, file_name, staged, original) VALUES ('add', ?, ?, ?, ?)",
+                (item_id, marker, str(original), name),
+            )
+        try:
+            size = originals.place(self, original, name)
+            with self._transaction("keeping an item's original") as conn:
+                updated = conn.execute(
+                    "UPDATE items SET original = ?, original_bytes = ? WHERE id = ? AND original IS NULL",
+                    (name, size, item_id),
+                ).rowcount
+                conn.execute("DELETE FROM pending WHERE op = 'add' AND file_name = ?", (marker,))
+                if updated:
+                    self._bump(conn)
+        except BaseException:
+            self._undo_add(item_id, self.frames_dir / marker, name, file_name=marker)
+            raise
+        originals.collect(self, [name])  # if the item went meanwhile
+        self._notify()
+        return self.get(item_id)
+
+    def replace_frames(
+        self,
+        item_id: str,
+        frame_file: Path,
+        *,
+        frames: int,
+        duration_ms: int,
+        render: Mapping[str, Any] | None,
+        expect_file: str | None = None,
+    ) -> Item:
+        """Swap a new frame file into an item (a re-render), atomically and crash-safely.
+
+        The new file gets a new name in ``frames/`` under an ``add`` intent; the item is pointed
+        at it and the old file tombstoned in one commit, then the old file is removed. A player
+        holding the old file open keeps reading it until its turn ends; the next turn opens
+        the new one. Takes the file over like ``add``.
+
+        Raises:
+            ItemNotFound: the item was deleted meanwhile (the new file is removed).
+            InvalidChange: ``expect_file`` is given and the item's file changed meanwhile.
+        """
+        frame_file = Path(frame_file)
+        try:
+            # Not under the lock as a whole: readers (the player, each frame) must not wait for
+            # the new file's fsync; each transaction takes the lock, and checks what it relies on.
+            return self._replace(frame_file, item_id, frames, duration_ms, render, expect_file)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                durable.unlink(frame_file)
+            raise
+        finally:
+            with self._lock:
+                self._staging.pop(frame_file, None)
+
+    def _replace(
+        self,
+        frame_file: Path,
+        item_id: str,
+        frames: int,
+        duration_ms: int,
+        render: Mapping[str, Any] | None,
+        expect_file: str | None,
+    ) -> Item:
+        for value, what in ((frames, "frames"), (duration_ms, "duration_ms")):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < (1 if what == "frames" else 0)
+            ):
+                raise InvalidChange(f"A re-rendered item's {what} must be a whole number, not {value!r}.")
+        size = frame_file.stat().st_size
+        file_name = f"{item_id}-{secrets.token_hex(4)}.loop"
+        final = self.frames_dir / file_name
+        render_text = None if render is None else json.dumps(dict(render), sort_keys=True)
+        with self._transaction("re-rendering an item") as conn:
+            if not conn.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone():
+                raise ItemNotFound(item_id)
+            conn.execute(
+                "INSERT INTO pending (op, item_id, file_name, staged) VALUES ('add', ?, ?, ?)",
+                (item_id, file_name, str(frame_file)),
+            )
+        old_name: str | None = None
+        try:
+            with durable.translate_errors("re-rendering an item"):
+                durable.fsync_file(frame_file)
+                durable.rename(frame_file, final)
+                durable.fsync_dir(self.frames_dir)
+            with self._transaction("re-rendering an item") as conn:
+                row = conn.execute("SELECT file_name FROM items WHERE id = ?", (item_id,)).fetchone()
+                if row is None:
+                    raise ItemNotFound(item_id)
+                if expect_file is not None and row[0] != expect_file:
+                    raise InvalidChange(
+                        f"Item {item_id} changed while it was re-rendered; it is re-rendered again."
+                    )
+                old_name = str(row[0])
+                conn.execute(
+                    "UPDATE items SET file_name = ?, size_bytes = ?, frames = ?, duration_ms = ?, render = ? WHERE id = ?",
+                    (file_name, size, frames, duration_ms, render_text, item_id),
+                )
+                conn.execute(
+                    "INSERT INTO pending (op, item_id, file_name) VALUES ('unlink', ?, ?)",
+                    (item_id, old_name),
+                )
+                conn.execute("DELETE FROM pending WHERE op = 'add' AND file_name = ?", (file_name,))
+                self._bump(conn)
+        except BaseException:
+            self._undo_add(item_id, final, None, file_name=file_name)
+            raise
+        self._notify()
+        self.finish_unlink(old_name)
+        return self.get(item_id)
+
+    def _undo_add(
+        self, item_id: str, final: Path, original: str | None, *, file_name: str | None = None
+    ) -> None:
         """Best effort after a failed add; whatever is left, start-up recovery finishes."""
         try:
             # The intent may only go once the unlink is durable; otherwise recovery finishes it.
             if durable.unlink(final):
                 durable.fsync_dir(self.frames_dir)
             with self._transaction("cleaning up a failed add") as conn:
-                conn.execute("DELETE FROM pending WHERE op = 'add' AND item_id = ?", (item_id,))
+                if file_name is None:
+                    conn.execute("DELETE FROM pending WHERE op = 'add' AND item_id = ?", (item_id,))
+                else:
+                    conn.execute("DELETE FROM pending WHERE op = 'add' AND file_name = ?", (file_name,))
+            if original is not None:
+                originals.collect(self, [original])
         except (OSError, sqlite3.Error, LibraryError) as err:
             log.warning("cleaning up the failed add of %s: %s", item_id, err)
 
@@ -337,6 +563,8 @@ class Library:
                 self._bump(conn)
             self._notify()
             self.finish_unlink(item.file_name)
+            if item.original is not None:
+                originals.collect(self, [item.original])
         return item
 
     def finish_unlink(self, file_name: str) -> None:
@@ -358,9 +586,23 @@ class Library:
         enabled: bool | None = None,
         loops: int | None = None,
         min_seconds: float | None = None,
+        fit: str | Unset | None = UNSET,
+        seconds: float | Unset | None = UNSET,
+        dither: bool | Unset | None = UNSET,
     ) -> Item:
-        """Change an item's name or play settings; None leaves a field as it is."""
+        """Change an item's name or play settings; None leaves a field as it is.
+
+        ``fit``, ``seconds`` and ``dither`` take None for "the device's default"; leave them out
+        (``UNSET``) to keep them as they are.
+        """
         changes: dict[str, Any] = {}
+        if not isinstance(fit, Unset):
+            changes["fit"] = check_fit(fit)
+        if not isinstance(dither, Unset):
+            value = check_dither(dither)
+            changes["dither"] = None if value is None else int(value)
+        if not isinstance(seconds, Unset):
+            changes["seconds"] = check_seconds(seconds)
         if name is not None:
             changes["name"] = check_name(name)
         if enabled is not None:
@@ -443,6 +685,11 @@ class Library:
         return self._conn
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._read_lock:
+            reader = self._reader
+            if reader is not None:
+                with durable.translate_errors("reading the library"):
+                    return reader.execute(sql, params).fetchall()
         with self._lock, durable.translate_errors("reading the library"):
             return self._require().execute(sql, params).fetchall()
 

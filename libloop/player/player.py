@@ -26,6 +26,13 @@ also safe for the file, but only evict gives the "no further frame" guarantee).
 
 Frame files are memory-mapped; the current item's file and the next one (opened and paged in
 ahead of the switch) are the only ones mapped, so memory does not grow with the library.
+
+Live settings (``settings``, a callable giving ``PlaySettings``) are read again whenever the
+library changes: a new rotation turns the panel at once (MADCTL) and frame files of the old
+shape play fitted on the fly (``refit.FittedFrames``) until their re-render swaps a new file
+in, which the player opens at the item's next turn; shuffle plays rounds
+(``shuffle.ShuffleRounds``); stills stay on for ``still_seconds`` or the item's ``seconds``
+(``schedule.turn_plan``); the night schedule sleeps or dims the panel.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -53,10 +61,13 @@ from libloop.player.ports import (
     PlayerStatus,
     PlayItem,
     PlayLibrary,
+    PlaySettings,
     open_frame_file,
 )
-from libloop.player.schedule import Timeline, catch_up_rects, passes_per_turn
+from libloop.player.refit import FittedFrames
+from libloop.player.schedule import Timeline, catch_up_rects, turn_plan
 from libloop.player.screens import empty_screen, error_screen
+from libloop.player.shuffle import ShuffleRounds
 from libloop.player.stats import PlayerStats, StatsSnapshot
 
 __all__ = ["Player", "PlayerStatus", "evict_and_delete"]
@@ -92,6 +103,7 @@ class _Turn:
     frames: Frames
     timeline: Timeline
     shown: int = -1
+    path: Path | None = None  # the frame file it plays (a re-render swaps in another)
 
 
 @dataclass
@@ -118,6 +130,9 @@ class Player:
         open_frames: opens a frame file (tests may substitute one); by default v1 or v2, with
             decode-ahead on the real clock.
         wire_hz: SPI clock, for the wire-utilisation figure.
+        settings: the live settings (rotation, shuffle, still time, night), read at start and
+            whenever the library changes; without it, ``night`` and the defaults hold.
+        shuffle_rng: the randomness of shuffled rounds (seeded in tests).
     """
 
     def __init__(
@@ -134,6 +149,8 @@ class Player:
         heartbeat: Callable[[], None] | None = None,
         open_frames: Callable[[Path], Frames] | None = None,
         wire_hz: float = 64_000_000.0,
+        settings: Callable[[], PlaySettings] | None = None,
+        shuffle_rng: random.Random | None = None,
     ) -> None:
         self.display = display
         self.library = library
@@ -167,8 +184,10 @@ class Player:
         self._playlist: list[PlayItem] = []
         self._index = -1  # position of the current turn's item in the playlist
         self._turn: _Turn | None = None
-        self._next: tuple[str, Frames] | None = None  # the next item, opened ahead
-        self._last: tuple[str, Frames] | None = None  # the previous turn's file, until the next starts
+        self._next: tuple[str, Frames, Path] | None = None  # the next item, opened ahead
+        self._last: tuple[str, Frames, Path | None] | None = (
+            None  # the previous turn's, until the next starts
+        )
         self._last_full = float("-inf")
         self._errors_in_row = 0
         self._paused = False
@@ -182,6 +201,11 @@ class Player:
         self._screen_cache: dict[str, memoryview] = {}
         self._error_message = ""
         self._forced_error: str | None = None  # the supervisor's emergency message, until cleared
+        self._settings_source = settings
+        self._play = PlaySettings(night=night)
+        self._shuffle_rng = shuffle_rng or random.Random()
+        self._shuffle: ShuffleRounds | None = None
+        self._dimmed = False  # the night dims the backlight now
         # Change notification for other faces (MQTT): a counter bumped, under its own condition,
         # whenever what status() reports (other than the statistics) changes. The loop only
         # ever tries the condition's lock, so it never waits on a waiter.
@@ -304,6 +328,14 @@ class Player:
         """Replace the night schedule (None: never sleep on a schedule)."""
         self._control("night", night)
 
+    def apply_settings(self, timeout: float = 2.0) -> None:
+        """Read the live settings now and apply them; returns once applied (the panel turned).
+
+        The player also reads them by itself whenever the library changes; this is for the
+        caller that wants the change on the glass before it answers.
+        """
+        self._control("settings", timeout=timeout)
+
     def set_dashboard_url(self, url: str) -> None:
         """Change the address the empty and error screens show (redrawn at once if one is up)."""
         self._control("dashboard_url", str(url))
@@ -381,6 +413,9 @@ class Player:
             "check the display's health and try again."
         )
 
+    def _asleep_by_night(self) -> bool:
+        return self._asleep and not self._manual_sleep
+
     def _off_panel(self, item_id: str) -> bool:
         if self._asleep:
             return True
@@ -409,7 +444,9 @@ class Player:
             current_name=turn.item.name if turn is not None else None,
             frame=frame,
             brightness=self._brightness,
-            night=self._night.to_dict() if self._night is not None else None,
+            night={**self._night.to_dict(), "active": self._asleep_by_night() or self._dimmed}
+            if self._night is not None
+            else None,
             faults=list(self._faults),
             stats=self._stats.snapshot(),
             on_panel=_item_on(self._panel),
@@ -450,6 +487,7 @@ class Player:
             turn.item.id if turn is not None else None,
             turn.item.name if turn is not None else None,
             self._brightness,
+            self._dimmed,
             self._forced_error or self._error_message,
         )
         if key == self._status_key:
@@ -486,7 +524,7 @@ class Player:
             self._idle(now)
             return
         if self._forced_error is not None or (
-            self._turn is None and not self._begin_turn(self._index + 1, now)
+            self._turn is None and not self._begin_turn(self._following(), now)
         ):
             self._show_screen_or_idle(now)
             return
@@ -506,7 +544,7 @@ class Player:
             self._stats.drop(max(0, end - turn.shown - 1))
             self._end_turn()
             boundary = turn.timeline.deadline(end)
-            if not self._begin_turn(self._index + 1, boundary):
+            if not self._begin_turn(self._following(), boundary):
                 self._show_screen_or_idle(now)
             return
         if not self._decoded(turn.frames, turn.timeline.frame_of(due.index)):
@@ -571,9 +609,9 @@ class Player:
             if not self._playlist:
                 return
             if cmd.name == "next":
-                index = self._index + 1
+                index = self._following()
             elif cmd.name == "previous":
-                index = self._index - 1
+                index = self._preceding()
             else:
                 ids = [it.id for it in self._playlist]
                 if cmd.arg not in ids:
@@ -584,7 +622,7 @@ class Player:
         elif cmd.name == "brightness":
             self._brightness = int(cmd.arg)
             if not self._asleep:
-                self._guard(lambda: self.display.set_brightness(self._brightness))
+                self._guard(lambda: self.display.set_brightness(self._level()))
         elif cmd.name == "sleep":
             self._manual_sleep = True
         elif cmd.name == "wake":
@@ -601,17 +639,25 @@ class Player:
             self._panel = None  # redraw whole
         elif cmd.name == "night":
             self._night = cmd.arg
+            self._play = PlaySettings(**{**self._play.__dict__, "night": cmd.arg})
             self._night_override_until = float("-inf")
+        elif cmd.name == "settings":
+            self._load_settings()
         elif cmd.name == "dashboard_url":
             self.dashboard_url = cmd.arg
             if self._screen is not None:
                 self._panel = None  # redraw the screen with the new address
-        if cmd.name in ("sleep", "wake", "night"):
+        if cmd.name in ("sleep", "wake", "night", "settings"):
             self._apply_power(now)
 
     def _apply_power(self, now: float) -> None:
         night = self._night is not None and self._night.is_night() and now >= self._night_override_until
-        want = self._manual_sleep or night
+        dim = night and self._night is not None and self._night.dims
+        want = self._manual_sleep or (night and not dim)
+        if dim != self._dimmed:
+            self._dimmed = dim
+            if not self._asleep and not want:
+                self._guard(lambda: self.display.set_brightness(self._level()))
         if want == self._asleep:
             return
         if want:
@@ -637,6 +683,7 @@ class Player:
             return
         if gen != self._gen_seen:
             self._failed.clear()  # a changed library may have repaired what failed
+            self._load_settings()
         self._gen_seen, self._dirty = gen, False
         playlist = list(self.library.playlist())
         present = {it.id for it in playlist}
@@ -650,8 +697,13 @@ class Player:
             banned = set(self._banned)
         self._playlist = [it for it in playlist if it.id not in banned]
         ids = [it.id for it in self._playlist]
-        if self._next is not None and self._next[0] not in ids:
-            self._drop_next()
+        if self._shuffle is not None:
+            self._shuffle.sync(ids)
+        if self._next is not None and (
+            self._next[0] not in ids
+            or self._next[2] != self.library.frame_path(self._playlist[ids.index(self._next[0])])
+        ):
+            self._drop_next()  # deleted, or re-rendered into another file
         turn = self._turn
         if turn is None:
             return
@@ -659,16 +711,95 @@ class Player:
             self._index = ids.index(turn.item.id)
             item = self._playlist[self._index]
             turn.item = item
-            passes = passes_per_turn(
-                item.loops, turn.frames.loop_count, item.min_seconds, turn.timeline.pass_ms
-            )
-            turn.timeline.set_passes(passes, turn.shown)
+            turn.timeline.replan(*self._plan(item, turn.frames), turn.shown)
             self._prefetch_next()
             return
         # The current item was deleted, disabled or evicted: move on at once. The item that took
         # its place in the order (same index) is the one that came after it.
         self._end_turn()
-        self._begin_turn(self._index, now)
+        self._begin_turn(self._index if self._shuffle is None else self._following(), now)
+
+    # --- live settings -----------------------------------------------------------------------
+
+    def _load_settings(self) -> None:
+        """Read the live settings; apply what changed (loop thread)."""
+        if self._settings_source is None:
+            return
+        try:
+            new = self._settings_source()
+        except LoopError as exc:
+            log.warning("could not read the live settings: %s", exc)
+            return
+        old, self._play = self._play, new
+        if new.rotation != int(self.display.rotation):
+            self._rotate(new.rotation)
+        if new.night != old.night:
+            self._night = new.night
+            self._night_override_until = float("-inf")
+        if new.shuffle and self._shuffle is None:
+            self._shuffle = ShuffleRounds(self._shuffle_rng)
+            self._shuffle.sync([it.id for it in self._playlist])
+            if self._turn is not None:
+                self._shuffle.started(self._turn.item.id)
+            self._drop_next()
+        elif not new.shuffle and self._shuffle is not None:
+            self._shuffle = None
+            self._drop_next()
+        if new.still_seconds != old.still_seconds and self._turn is not None:
+            turn = self._turn
+            turn.timeline.replan(*self._plan(turn.item, turn.frames), turn.shown)
+
+    def _rotate(self, rotation: int) -> None:
+        """Turn the panel now; what plays next is drawn whole in the new orientation."""
+        from libloop.ili9341 import Rotation
+
+        with self._send_lock:
+            try:
+                self.display.set_rotation(Rotation(rotation))
+            except TransportError as exc:
+                self._panel = None
+                self._moved.notify_all()
+                error: TransportError | None = exc
+            else:
+                error = None
+                self._panel = None  # unknown in the new orientation: redrawn whole
+                self._moved.notify_all()
+        self._drop_next()
+        self._close_last()
+        turn = self._turn
+        if turn is not None and (turn.frames.width, turn.frames.height) != tuple(self.display.size):
+            # Play on from the same item, its frames fitted to the new shape.
+            self._end_turn()
+            self._close_last()
+            self._begin_turn(self._index, self.clock.monotonic(), tries=1)
+        if error is not None:
+            self._transport_error(error)
+
+    def _plan(self, item: PlayItem, frames: Frames) -> tuple[list[int], int, int | None]:
+        return turn_plan(
+            frames.durations_ms,
+            frames.loop_count,
+            loops=item.loops,
+            min_seconds=item.min_seconds,
+            seconds=getattr(item, "seconds", None),
+            still_seconds=self._play.still_seconds,
+        )
+
+    def _following(self) -> int:
+        """The playlist index of the item to play after the current one."""
+        if self._shuffle is None or not self._playlist:
+            return self._index + 1
+        chosen = self._shuffle.peek()
+        ids = [it.id for it in self._playlist]
+        return ids.index(chosen) if chosen in ids else self._index + 1
+
+    def _preceding(self) -> int:
+        """The playlist index of the item before the current one (in shuffle: the one played before)."""
+        if self._shuffle is None:
+            return self._index - 1
+        ids = [it.id for it in self._playlist]
+        earlier = self._shuffle.previous(ids)
+        return ids.index(earlier) if earlier is not None else self._index
 
     # --- turns and files -------------------------------------------------------------------
 
@@ -686,13 +817,12 @@ class Player:
             frames = self._take_frames(item, now)
             if frames is None:
                 continue
-            durations = list(frames.durations_ms)
-            timeline = Timeline(durations, t0)
-            timeline.passes = passes_per_turn(
-                item.loops, frames.loop_count, item.min_seconds, timeline.pass_ms
-            )
-            self._turn = _Turn(item, frames, timeline)
+            durations, passes, limit = self._plan(item, frames)
+            timeline = Timeline(durations, t0, passes, limit)
+            self._turn = _Turn(item, frames, timeline, path=self.library.frame_path(item))
             self._index = i
+            if self._shuffle is not None:
+                self._shuffle.started(item.id)
             self._screen = None
             self._error_message = ""
             self._close_last()
@@ -707,30 +837,26 @@ class Player:
         turn, self._turn = self._turn, None
         if turn is not None:
             self._close_last()
-            self._last = (turn.item.id, turn.frames)  # reused if the same item plays again next
+            self._last = (turn.item.id, turn.frames, turn.path)  # reused if the same item plays again next
 
     def _take_frames(self, item: PlayItem, now: float) -> Frames | None:
         frames: Frames | None = None
-        if self._next is not None and self._next[0] == item.id:
+        path = self.library.frame_path(item)
+        if self._next is not None and self._next[0] == item.id and self._next[2] == path:
             frames, self._next = self._next[1], None
-        elif self._last is not None and self._last[0] == item.id:
+        elif self._last is not None and self._last[0] == item.id and self._last[2] == path:
             frames, self._last = self._last[1], None
         else:
             try:
-                frames = self._open(self.library.frame_path(item))
+                frames = self._open(path)
             except (LoopError, OSError) as exc:
                 self._fault(item, f"cannot open it: {exc}", now)
                 return None
         if (frames.width, frames.height) != tuple(self.display.size):
+            # Made for the other orientation (re-rendering, or imported before originals were
+            # kept): fitted on the fly until a re-rendered file is swapped in.
             w, h = self.display.size
-            self._fault(
-                item,
-                f"its frames are {frames.width}x{frames.height} but the panel is {w}x{h} "
-                "(made for another rotation); re-import it",
-                now,
-            )
-            frames.close()
-            return None
+            frames = FittedFrames(frames, w, h, self._play.background)
         return frames
 
     def _fault(self, item: PlayItem, what: str, now: float) -> None:
@@ -743,19 +869,20 @@ class Player:
         turn, n = self._turn, len(self._playlist)
         if turn is None or n < 2:
             return
-        item = self._playlist[(self._index + 1) % n]
+        item = self._playlist[self._following() % n]
         if item.id == turn.item.id or (self._next is not None and self._next[0] == item.id):
             return
         if item.id in self._failed:
             return
         self._drop_next()
+        path = self.library.frame_path(item)
         try:
-            frames = self._open(self.library.frame_path(item))
+            frames = self._open(path)
         except (LoopError, OSError):
             return  # reported when its turn comes
         for i in range(min(frames.frame_count, PREFETCH_FRAMES)):
             frames.prefetch(i)
-        self._next = (item.id, frames)
+        self._next = (item.id, frames, path)
 
     def _drop_next(self) -> None:
         if self._next is not None:
@@ -912,10 +1039,16 @@ class Player:
             s.transfers, s.bytes, clock_hz=getattr(s, "clock_hz", 0), degraded=getattr(s, "degraded", False)
         )
 
+    def _level(self) -> int:
+        """The backlight level now: the person's, or the night's dim level when lower."""
+        if self._dimmed and self._night is not None:
+            return min(self._brightness, self._night.brightness)
+        return self._brightness
+
     def _backlight_if_pending(self) -> None:
         if self._backlight_pending:
             self._backlight_pending = False
-            self._guard(lambda: self.display.set_brightness(self._brightness))
+            self._guard(lambda: self.display.set_brightness(self._level()))
 
     def _guard(self, op: Callable[[], None]) -> None:
         """Run a display operation; a transport error is handled like one during a frame."""
