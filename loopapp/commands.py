@@ -140,18 +140,41 @@ def export(args: argparse.Namespace, config: Config) -> int:
 
 
 def fsck(args: argparse.Namespace, config: Config) -> int:
+    from libloop.errors import LibraryDamaged
     from libloop.index import Library
+    from libloop.index.fsck import INTEGRITY
+    from libloop.index.rebuild import open_or_repair, repair_damaged
 
-    with Library(config.data_dir) as library:
+    problems = []
+    if args.repair:
+        # A damaged database is set aside and the library rebuilt from the frame files first.
+        library, rebuilt = open_or_repair(config.data_dir)
+        problems += rebuilt.problems if rebuilt is not None else []
+    else:
+        try:
+            library = Library(config.data_dir).open()
+        except LibraryDamaged as exc:
+            print(f"problem: {exc}")
+            raise LoopError(
+                "The library database is damaged; run `loop fsck --repair` to set it aside and "
+                "rebuild the library from the frame files."
+            ) from None
+    with library:
         report = library.fsck(repair=args.repair)
-    for problem in report.problems:
+    integrity = [p for p in report.problems if p.kind == INTEGRITY]
+    if args.repair and not problems and integrity:
+        problems += repair_damaged(config.data_dir, integrity[0].message.rstrip(".")).problems
+        with Library(config.data_dir) as library:
+            report = library.fsck(repair=True)
+    problems += report.problems
+    for problem in problems:
         mark = "repaired" if problem.repaired else "problem"
         print(f"{mark}: {problem.message}")
-    if report.ok or (args.repair and all(p.repaired for p in report.problems)):
-        print("library is consistent" if not report.problems else "library repaired")
+    if all(p.repaired for p in problems):
+        print("library is consistent" if not problems else "library repaired")
         return 0
     hint = "" if args.repair else "; run `loop fsck --repair` to fix them"
-    raise LoopError(f"The library has {plural(len(report.problems), 'problem')}{hint}.")
+    raise LoopError(f"The library has {plural(sum(not p.repaired for p in problems), 'problem')}{hint}.")
 
 
 def doctor(args: argparse.Namespace, config: Config) -> int:

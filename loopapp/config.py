@@ -50,6 +50,9 @@ image_interval = 1.0  # seconds between pictures of the panel at most (1 or more
 [mdns]                # the dashboard advertised as "LOOP <hostname>" (_http._tcp) on the LAN
 enabled = true
 interfaces = []       # addresses to advertise on; empty: those the dashboard listens on
+
+[storage]
+reserve_mb = 200      # uploads are refused when they would leave less than this free
 ```
 """
 
@@ -151,6 +154,11 @@ class MdnsConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    reserve_mb: int = 200
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = field(default_factory=default_data_dir)
     display: DisplayConfig = field(default_factory=DisplayConfig)
@@ -159,6 +167,7 @@ class Config:
     player: PlayerConfig = field(default_factory=PlayerConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     mdns: MdnsConfig = field(default_factory=MdnsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
     def with_data_dir(self, data_dir: Path | None) -> Config:
         return self if data_dir is None else replace(self, data_dir=data_dir)
@@ -171,6 +180,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "player": PlayerConfig,
     "mqtt": MqttConfig,
     "mdns": MdnsConfig,
+    "storage": StorageConfig,
 }
 
 
@@ -234,6 +244,8 @@ def validate(config: Config) -> Config:
         raise ConfigError(
             f'wiring.backlight_pwm must be "auto", "pwm" or "pin", not {config.wiring.backlight_pwm!r}.'
         )
+    if config.storage.reserve_mb < 0:
+        raise ConfigError(f"storage.reserve_mb must be 0 or more, not {config.storage.reserve_mb}.")
     if config.player.night and not re.fullmatch(
         r"([01]?\d|2[0-3]):[0-5]\d-([01]?\d|2[0-3]):[0-5]\d", config.player.night
     ):

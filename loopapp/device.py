@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from libloop.clock import Clock, MonotonicClock
 from libloop.errors import HardwareError, LoopError
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from loopapp.integrations.hass import DeviceInfo
     from loopapp.integrations.mdns import MdnsAdvertiser
     from loopapp.integrations.mqtt import MqttBridge
+    from loopapp.storage import LibraryOpening, Reserve
     from webapp.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,8 @@ class Device:
         self._mdns_up = False
         self.mqtt: MqttBridge | None = None
         self.mdns: MdnsAdvertiser | None = None
+        self._storage_problems: list[str] = []  # sentences for /api/health ("storage")
+        self._state_file_error: str | None = None
         # Built by start():
         self.library: Library
         self.settings: LiveSettings
@@ -195,6 +198,8 @@ class Device:
         self.server: WebServer
         self.wifi_monitor: WifiMonitor
         self.wifi_poller: WifiPoller
+        self.opening: LibraryOpening
+        self.reserve: Reserve
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -227,7 +232,7 @@ class Device:
             Supervisor,
             WifiPoller,
         )
-        from libloop.index import Library
+        from libloop.health.resources import Thresholds
         from libloop.index.upgrade import BackgroundUpgrade
         from libloop.media.importer import ImportOptions
         from libloop.media.jobs import ImportQueue
@@ -235,17 +240,29 @@ class Device:
         from libloop.player import Player
         from libloop.settings.live import LiveSettings
         from loopapp.config import device_settings
+        from loopapp.storage import Reserve, open_device_library
         from webapp import create_app
         from webapp.server import WebServer
 
         config, hw = self.config, self.hardware
+        # Nothing here may depend on free space or on any one file being intact: what the disk
+        # refuses is reported in /api/health (section "storage") and the device starts anyway.
         for d in (self.data_dir, self.upload_dir, self.preview_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        for leftover in self.upload_dir.iterdir():  # uploads cut off by a crash or power cut
-            with contextlib.suppress(OSError):
-                leftover.unlink()
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self._storage_problem(f"The folder {d} cannot be created ({exc.strerror}).")
+        with contextlib.suppress(OSError):
+            for leftover in self.upload_dir.iterdir():  # uploads cut off by a crash or power cut
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
 
-        self.library = Library(self.data_dir).open()
+        self.reserve = Reserve(self.data_dir)
+        self.opening = open_device_library(self.data_dir, self.reserve)
+        # When the library cannot be opened, an UnavailableLibrary stands in: the same calls,
+        # each refusing with the reason (see loopapp.storage).
+        self.library = cast("Library", self.opening.library)
+        self._storage_problems[:0] = self.opening.problems
         # The live settings: stored in the library over the config file's defaults.
         self.settings = LiveSettings(self.library, device_settings(config), options=ImportOptions())
 
@@ -284,7 +301,11 @@ class Device:
             worker=self._import_worker,
             on_change=self.imports.poke,
         )
-        self.resources = ResourceMonitor(self.data_dir, clock=self.clock)
+        self.resources = ResourceMonitor(
+            self.data_dir,
+            clock=self.clock,
+            thresholds=Thresholds(disk_reserve_mb=config.storage.reserve_mb),
+        )
         self.resources.run_once()
         self.wifi_monitor = self._wifi or (FakeWifi() if self.simulated else NetworkManagerWifi())
 
@@ -307,8 +328,11 @@ class Device:
             settings=self.settings.play_settings,  # rotation, shuffle, still time, night
             heartbeat=beat.beat,
             on_fatal=lambda exc: self.supervisor.report_failure("player", str(exc)),
+            on_fault=lambda message: self.supervisor.faults.record("player", message),
             wire_hz=float(config.wiring.speed_hz),
         )
+        if self.opening.screen is not None:
+            self.player.show_error(self.opening.screen)
 
         # Three failures (about 18 s with these settings) reach emergency mode and its error
         # screen inside systemd's 30 s watchdog; a slower ladder would be cut short by it.
@@ -367,12 +391,17 @@ class Device:
         self.supervisor.add_section("player", lambda: self.player.status().to_dict())
         self.supervisor.add_section("display", self._display_info)
         self._register_integrations()
+        self.supervisor.add_section("storage", self._storage_info)
         self.supervisor.start()
+        for problem in self._storage_problems:
+            self.supervisor.faults.record("storage", problem)
         self.settings.attach(player=self.player, imports=self.imports, rerender=self.rerender)
         self.imports.set_background(self.rerender)
         self.rerender.refresh()  # what a change made while the device was off still needs
         self._started = True
         self._write_state()
+        if self.opening.state != "read_only":
+            self.reserve.ensure()  # room to give up the day the card is full (loopapp.storage)
 
     def stop(self) -> None:
         """Stop everything in reverse order; safe to call twice."""
@@ -528,6 +557,9 @@ class Device:
     def _on_recovered(self) -> None:
         log.warning("left emergency mode")
         try:
+            if self.opening.screen is not None:  # still without a library: keep saying so
+                self.player.show_error(self.opening.screen)
+                return
             self.player.clear_error()
         except LoopError as exc:
             log.error("could not clear the error screen: %s", exc)
@@ -607,9 +639,16 @@ class Device:
 
     def delete_item(self, item_id: str) -> None:
         """Take the item off the panel, then out of the library (the delete guarantee)."""
+        from libloop.errors import DiskFull
         from libloop.player import evict_and_delete
 
-        evict_and_delete(self.player, self.library, item_id)
+        try:
+            evict_and_delete(self.player, self.library, item_id)
+        except DiskFull:
+            # Deleting is how a full card is freed: give up the reserve for the room it needs.
+            if not self.reserve.release():
+                raise
+            evict_and_delete(self.player, self.library, item_id)
 
     def display_png(self) -> bytes:
         image = self.hardware.snapshot(int(self.rotation))
@@ -622,7 +661,23 @@ class Device:
         return buf.getvalue()
 
     def health(self) -> Mapping[str, Any]:
-        return self.supervisor.snapshot()
+        snapshot = dict(self.supervisor.snapshot())
+        if self.opening.state in ("unavailable", "read_only") and snapshot.get("state") in ("ok", "starting"):
+            snapshot["state"] = "degraded"
+        return snapshot
+
+    def _storage_problem(self, sentence: str) -> None:
+        log.error("%s", sentence)
+        self._storage_problems.append(sentence)
+        if self._started:
+            self.supervisor.faults.record("storage", sentence)
+
+    def _storage_info(self) -> dict[str, Any]:
+        return {
+            "library": self.opening.to_dict(),
+            "state_file": self._state_file_error or "written",
+            "problems": list(self._storage_problems),
+        }
 
     def wifi(self) -> Mapping[str, Any]:
         return self.wifi_poller.snapshot()
@@ -641,10 +696,19 @@ class Device:
         }
         path = self.data_dir / STATE_FILE
         tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token is a credential
-        with os.fdopen(fd, "w") as out:
-            json.dump(state, out)
-        tmp.replace(path)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token is a credential
+            with os.fdopen(fd, "w") as out:
+                json.dump(state, out)
+            tmp.replace(path)
+        except OSError as exc:  # best effort: a full or read-only disk must not stop the device
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            self._state_file_error = (
+                f"{STATE_FILE} could not be written ({exc.strerror}), so `loop rm` and `loop health` "
+                "cannot reach this running device."
+            )
+            self._storage_problem(self._state_file_error)
 
 
 def running_device(config: Config) -> tuple[str, str] | None:

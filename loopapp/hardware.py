@@ -45,7 +45,16 @@ def sim_hardware(config: Config, *, clock: Any = None) -> Hardware:
     """A simulated ILI9341 behind a fake spidev device: the same SpidevBus code path as on a Pi."""
     from sim.wiring import SimWiring
 
-    wiring = SimWiring(bgr_filter=config.display.bgr, speed_hz=config.wiring.speed_hz, clock=clock)
+    # `loop sim` runs for days: keep only the newest transfers, commands and pin levels the model records
+    # (tests that read them build their own SimWiring), so its memory stays flat.
+    wiring = SimWiring(
+        bgr_filter=config.display.bgr,
+        speed_hz=config.wiring.speed_hz,
+        clock=clock,
+        transcript_limit=2_000,
+        command_log_limit=2_000,
+        pin_history_limit=2_000,
+    )
     return Hardware(
         bus=wiring.bus,
         dc=wiring.dc,

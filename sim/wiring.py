@@ -42,7 +42,9 @@ class SimWiring:
             default) is advanced by modelled wire time and by ``sleep``; any other clock is
             only read, and ``sleep`` really sleeps.
         pwm_backlight: a dimmable backlight on hardware PWM (True) or an on/off line.
-        overhead_s, record_payloads, miso: passed to ``FakeSpiDev``.
+        overhead_s, record_payloads, miso, transcript_limit: passed to ``FakeSpiDev``.
+        command_log_limit: passed to the panel (how many commands ``panel.commands`` keeps).
+        pin_history_limit: how many level changes the D/C and RESET pins keep (None: all).
         panel: use this panel instead of building one.
 
     Attributes:
@@ -66,6 +68,9 @@ class SimWiring:
         panel: Ili9341Panel | None = None,
         reliable_hz: float | None = None,
         miso: bool = True,
+        transcript_limit: int | None = 100_000,
+        command_log_limit: int | None = None,
+        pin_history_limit: int | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else FakeClock(0.0)
         self.panel = panel or Ili9341Panel(
@@ -75,9 +80,12 @@ class SimWiring:
             strict=strict,
             clock=self.clock,
             reliable_hz=reliable_hz,
+            command_log_limit=command_log_limit,
         )
-        self.dc = FakePin("dc", clock=self.clock)
-        self.reset = FakePin("reset", initial=True, clock=self.clock, on_change=self._on_reset)
+        self.dc = FakePin("dc", clock=self.clock, history_limit=pin_history_limit)
+        self.reset = FakePin(
+            "reset", initial=True, clock=self.clock, on_change=self._on_reset, history_limit=pin_history_limit
+        )
         self.backlight: Backlight
         self.pwm: FakePwmSysfs | None = None
         if pwm_backlight:
@@ -95,6 +103,7 @@ class SimWiring:
             overhead_s=overhead_s,
             record_payloads=record_payloads,
             miso=miso,
+            transcript_limit=transcript_limit,
         )
         self.bus = SpidevBus(
             0,

@@ -82,9 +82,13 @@ def _fsck(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_fsck_repair_converts_a_v1_library_and_nothing_is_lost(v1_library: Path) -> None:
+    from libloop.media.framemeta import read_meta
+
     with Library(v1_library).open() as library:
         before = library.items()
         frames_before = snapshot_frames(library)
+        meta_before = {i.id: read_meta(library.frame_path(i)) for i in before}
+        assert all(meta_before.values()), "the index stamped its metadata block on each file"
         bytes_before = sum(library.frame_path(i).stat().st_size for i in before)
     assert len(before) >= 3
 
@@ -100,6 +104,7 @@ def test_fsck_repair_converts_a_v1_library_and_nothing_is_lost(v1_library: Path)
         ]
         assert all(file_version(library.frame_path(i)) == 2 for i in after)
         assert snapshot_frames(library) == frames_before
+        assert {i.id: read_meta(library.frame_path(i)) for i in after} == meta_before  # carried over
         assert all(i.size_bytes == library.frame_path(i).stat().st_size for i in after)
         assert sum(i.size_bytes for i in after) < bytes_before / 3
         assert library.fsck().problems == []

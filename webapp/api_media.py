@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
 import re
@@ -25,7 +26,7 @@ from flask import Blueprint, Flask, Request, Response, current_app, jsonify, req
 from flask import g as flask_g
 
 from libloop.color import rgb565_to_rgb888
-from libloop.errors import LoopError
+from libloop.errors import FrameFileError, LoopError
 from webapp.errors import ApiError, json_object, status_for_code
 from webapp.services import ItemLike, JobLike, Services, get_services, services
 
@@ -391,14 +392,27 @@ _preview_lock = threading.Lock()
 def _remove_previews(preview_dir: Path, item_id: str, keep: Path | None = None) -> None:
     if not _ID_CHARS.match(item_id):
         return
-    for old in preview_dir.glob(f"{item_id}-*.gif"):
+    prefix = f"{item_id}-"
+    try:
+        # Not Path.glob: a pattern per item id would stay in fnmatch's cache for good.
+        names = [
+            name for name in os.listdir(preview_dir) if name.startswith(prefix) and name.endswith(".gif")
+        ]
+    except OSError:
+        return
+    for name in names:
+        old = preview_dir / name
         if old != keep:
             with contextlib.suppress(OSError):
                 old.unlink()
 
 
-def render_preview(frame_path: Path, dest: Path) -> None:
-    """Write a half-size animated GIF of a frame file (at most ``PREVIEW_MAX_FRAMES`` frames)."""
+def render_preview(frame_path: Path) -> bytes:
+    """A half-size animated GIF of a frame file (at most ``PREVIEW_MAX_FRAMES`` frames), in memory.
+
+    Raises:
+        FrameFileError: the frame file is missing, unreadable or damaged.
+    """
     from PIL import Image
 
     from libloop.media.frames import open_frames
@@ -413,17 +427,28 @@ def render_preview(frame_path: Path, dest: Path) -> None:
             half = np.ascontiguousarray(rgb[::2, ::2])
             images.append(Image.fromarray(half, "RGB"))
             durations.append(max(20, sum(ff.durations_ms[start : start + step])))
+    out = io.BytesIO()
+    images[0].save(
+        out,
+        format="GIF",
+        save_all=len(images) > 1,
+        append_images=images[1:],
+        duration=durations if len(images) > 1 else durations[0],
+        loop=0,
+    )
+    return out.getvalue()
+
+
+def _cache_preview(dest: Path, data: bytes) -> bool:
+    """Keep a rendered preview on disk; False when the disk refuses (full, read-only)."""
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
     try:
-        images[0].save(
-            tmp,
-            format="GIF",
-            save_all=len(images) > 1,
-            append_images=images[1:],
-            duration=durations if len(images) > 1 else durations[0],
-            loop=0,
-        )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
         tmp.replace(dest)
+        return True
+    except OSError:
+        return False
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -431,21 +456,42 @@ def render_preview(frame_path: Path, dest: Path) -> None:
 
 @bp.get("/media/<item_id>/preview.gif")
 def preview(item_id: str) -> Response:
-    """A small animated GIF of the item as the panel shows it, rendered once and cached."""
+    """A small animated GIF of the item as the panel shows it, rendered once and cached.
+
+    When the disk cannot keep the rendered preview (full, read-only) it is served from memory;
+    a missing or damaged frame file answers 409 with the sentence that says so.
+    """
     svc = services()
     item = svc.library.get(item_id)  # 404 for an unknown id
     if not _ID_CHARS.match(item_id):
         raise ApiError(404, "not_found", f"No item with id {item_id!r} is in the library.")
     frame_path = svc.library.frame_path(item)
-    stat = frame_path.stat()
+    try:
+        stat = frame_path.stat()
+    except OSError as exc:
+        raise FrameFileError(
+            f"The frame file of item {item_id!r} cannot be read ({exc.strerror}); "
+            "run `loop fsck --repair` or re-import the item."
+        ) from exc
     dest = svc.preview_dir / f"{item_id}-{stat.st_mtime_ns:x}-{stat.st_size:x}.gif"
-    if not dest.exists():
+    data: bytes | None = None
+    with contextlib.suppress(OSError):
+        data = dest.read_bytes()
+    if data is not None and not (data.startswith(b"GIF8") and data.endswith(b";")):
+        data = None  # cut short by a power cut (written, renamed, not yet on the card): render again
+    if data is None:
         with _preview_lock:
-            if not dest.exists():
-                svc.preview_dir.mkdir(parents=True, exist_ok=True)
-                render_preview(frame_path, dest)
+            data = render_preview(frame_path)
+            if _cache_preview(dest, data):
                 _remove_previews(svc.preview_dir, item_id, keep=dest)
-    return send_file(dest, mimetype="image/gif", conditional=True, etag=True, max_age=0)
+    return send_file(
+        io.BytesIO(data),
+        mimetype="image/gif",
+        conditional=True,
+        etag=dest.stem,
+        max_age=0,
+        last_modified=None,
+    )
 
 
 def init_app(app: Flask) -> None:

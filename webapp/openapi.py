@@ -39,7 +39,7 @@ def _errors(*codes: int) -> dict[str, Schema]:
         421: "The Host header names a host this device is not (DNS rebinding guard).",
         422: "Well-formed but invalid (e.g. not a permutation; a damaged or too large file).",
         429: "Too many wrong passwords; wait a minute.",
-        503: "The panel hardware did not answer.",
+        503: "The panel hardware or the SD card did not answer (I/O error, read-only, no library).",
         507: "Not enough free space on the device.",
     }
     return {str(code): _error(words[code]) for code in codes}
@@ -566,6 +566,7 @@ _PATHS: dict[str, Schema] = {
                         "content": {"image/gif": {"schema": {"type": "string", "format": "binary"}}},
                     },
                     **_errors(401, 404),
+                    "409": _error("The item's frame file is missing or damaged (`loop fsck --repair`)."),
                 },
                 params=[_ITEM_ID],
             ),
@@ -695,6 +696,18 @@ _PATHS: dict[str, Schema] = {
 }
 
 
+def _with_storage_errors(paths: Schema) -> Schema:
+    """Any call may meet a failing SD card (503); any change, a full one (507)."""
+    out = copy.deepcopy(paths)
+    for operations in out.values():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            responses.setdefault("503", _errors(503)["503"])
+            if method != "get":
+                responses.setdefault("507", _errors(507)["507"])
+    return out
+
+
 @cache
 def _document() -> Schema:
     return {
@@ -703,11 +716,12 @@ def _document() -> Schema:
             "title": "LOOP",
             "version": "1.0.0",
             "description": "Manage a LOOP desk display: its media library, play order and player. "
-            'Errors are {"error": {"code", "message"}}; a 5xx is a bug (503: hardware not answering). '
+            'Errors are {"error": {"code", "message"}}; a 5xx is a bug, but for 503 (the hardware or the '
+            "SD card not answering) and 507 (the SD card is full). "
             "Scripts need no extra header: cross-site browser requests are refused from what "
             "Sec-Fetch-Site and Origin say, and a Host that is not this device gets 421.",
         },
-        "paths": _PATHS,
+        "paths": _with_storage_errors(_PATHS),
         "components": {
             "schemas": _SCHEMAS,
             "securitySchemes": {

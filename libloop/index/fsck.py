@@ -10,6 +10,13 @@ Problem kinds (``Problem.kind``):
   has the library open, because it may be that process's add in flight).
 - ``tmp_leftover``: a file in ``frames/.tmp`` nobody is writing (repair: remove; same caveat).
 - ``orphan_file``: a file in ``frames/`` no item names (repair: quarantine the file).
+- ``adopted_file``: a sound frame file no item names, with an id never used in this library
+  (repair: add it back to the library from what its metadata block says; see ``rebuild``).
+  Start-up does this only for a database that was empty: a lost index is rebuilt.
+- ``damaged_database``: SQLite cannot read the database (repair, by ``rebuild.repair_damaged``:
+  set it aside in the quarantine, then rebuild the library from the frame files).
+- ``startup``: start-up could not finish its repairs (a full or read-only disk), or it opened
+  the library for reading only.
 - ``missing_file``: an item whose frame file is gone (repair: remove the entry from the play
   order and record it in the quarantine manifest).
 - ``corrupt_file``: a frame file whose checksums fail (repair: quarantine file and entry).
@@ -59,6 +66,9 @@ OLD_FORMAT = "old_format"
 ORPHAN_ORIGINAL = "orphan_original"
 MISSING_ORIGINAL = "missing_original"
 STRAY_ORIGINAL = "stray_original"
+ADOPTED_FILE = "adopted_file"
+DAMAGED_DATABASE = "damaged_database"
+STARTUP = "startup"
 
 
 @dataclass(frozen=True)
@@ -136,10 +146,13 @@ class Quarantine:
             durable.move_durably(file, target)
 
 
-def run(library: Library, *, repair: bool, checksums: bool, startup: bool = False) -> FsckReport:
+def run(
+    library: Library, *, repair: bool, checksums: bool, startup: bool = False, adopt: bool = False
+) -> FsckReport:
     """Check ``library``; repair as described in the module docstring.
 
-    With ``startup`` only crash leftovers are repaired; orphans and missing files are reported.
+    With ``startup`` only crash leftovers are repaired; orphans and missing files are reported,
+    unless ``adopt`` (the database was empty): then sound orphans are added back.
     """
     report = FsckReport()
     quarantine = Quarantine(library.quarantine_dir)
@@ -151,7 +164,9 @@ def run(library: Library, *, repair: bool, checksums: bool, startup: bool = Fals
             _check_tmp(library, report, repair=repair, alone=alone)
             _check_incoming(library, report, repair=repair, alone=alone)
         _check_positions(library, report, repair=repair)
-        _check_files(library, report, quarantine, repair=repair and not startup)
+        with library._exclusive() as alone:
+            adopting = repair and alone and (adopt or not startup)
+            _check_files(library, report, quarantine, repair=repair and not startup, adopt=adopting)
         _check_originals(library, report, quarantine, repair=repair, startup=startup)
     if checksums:
         _check_checksums(library, report, quarantine, repair=repair)
@@ -249,7 +264,11 @@ def _check_positions(library: Library, report: FsckReport, *, repair: bool) -> N
     report.problems.append(Problem(POSITIONS, message, repaired=repair))
 
 
-def _check_files(library: Library, report: FsckReport, quarantine: Quarantine, *, repair: bool) -> None:
+def _check_files(
+    library: Library, report: FsckReport, quarantine: Quarantine, *, repair: bool, adopt: bool = False
+) -> None:
+    from .rebuild import adopt_files
+
     # List the directory first, then read the index: an add commits its intent before its file
     # appears, so any file listed here is already named by an item or an intent below.
     files = {e.name for e in os.scandir(library.frames_dir) if e.is_file(follow_symlinks=False)}
@@ -257,7 +276,10 @@ def _check_files(library: Library, report: FsckReport, quarantine: Quarantine, *
     items = [Item.from_row(r) for r in conn.execute("SELECT * FROM items ORDER BY position")]
     known = {i.file_name for i in items} | {r[0] for r in conn.execute("SELECT file_name FROM pending")}
     report.files_checked = len(files)
-    for name in sorted(files - known):
+    orphans = sorted(files - known)
+    if adopt:
+        orphans = adopt_files(library, orphans, report)
+    for name in orphans:
         path = library.frames_dir / name
         message = f"The file frames/{name} belongs to no item."
         if repair:

@@ -25,15 +25,23 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from libloop.clock import Clock, MonotonicClock
-from libloop.errors import InvalidChange, ItemNotFound, LibraryError
+from libloop.errors import (
+    FrameFileError,
+    InvalidChange,
+    ItemNotFound,
+    LibraryDamaged,
+    LibraryError,
+    LoopError,
+)
 
-from . import durable, originals, schema
+from . import durable, originals, rebuild, schema
 from .access import ApiTokens, LoginSessions
 from .items import (
     Item,
@@ -53,6 +61,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .fsck import FsckReport
     from .legacy import Converter, LegacyReport
+    from .rebuild import Salvage
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +88,8 @@ class Library:
         poll_interval: how often a waiter checks for commits by *other processes* (in-process
             changes wake it at once).
         busy_timeout: how long a write waits for another process's write to finish.
+        read_only: open for reading only (no recovery, no changes): a disk that refuses writes.
+        refuse: what a change raises then, given what was refused (default: StorageReadOnly).
     """
 
     def __init__(
@@ -88,6 +99,8 @@ class Library:
         clock: Clock | None = None,
         poll_interval: float = 0.5,
         busy_timeout: float = 15.0,
+        read_only: bool = False,
+        refuse: Callable[[str], LoopError] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.db_path = self.data_dir / "library.db"
@@ -100,6 +113,10 @@ class Library:
         #: Named API tokens and dashboard logins (see ``access.py``).
         self.tokens = ApiTokens(self)
         self.sessions = LoginSessions(self)
+        #: Opened for reading only (a read-only or full data disk): every change raises
+        #: ``refuse(what)`` (default: StorageReadOnly).
+        self.read_only = read_only
+        self._refuse: Callable[[str], LoopError] = refuse or durable.read_only
         #: What start-up recovery found and did (set by ``open``).
         self.recovery_report: FsckReport | None = None
         self._clock: Clock = clock or MonotonicClock()
@@ -113,40 +130,132 @@ class Library:
         self._waiters: set[threading.Event] = set()
         self._waiters_lock = threading.Lock()
         self._staging: dict[Path, float] = {}  # handed-out staging path -> when (time.monotonic)
+        #: What a repair read of the damaged database this one replaces (``rebuild.repair_damaged``).
+        self._salvage: Salvage | None = None
 
     # --- life cycle ----------------------------------------------------------------------
 
     def open(self) -> Library:
-        """Create the directories, open and migrate the database, run start-up recovery."""
-        from . import fsck
+        """Create the directories, open and migrate the database, run start-up recovery.
 
+        A database that was empty (new, or lost) while ``frames/`` holds frame files is rebuilt
+        from them (see ``libloop.index.rebuild``). Start-up repairs that the disk refuses (full,
+        read-only) are reported in ``recovery_report`` and wait for the next start.
+
+        Raises:
+            LibraryDamaged: SQLite cannot read the database (``loop fsck --repair`` rebuilds it).
+            StorageReadOnly, StorageError, DiskFull: the data disk refused what opening needs.
+        """
         with self._lock:
             if self._conn is not None:
                 return self
-            with durable.translate_errors("opening the library"):
+            if self.read_only:
+                return self._open_read_only()
+            with durable.translate_errors("opening the library", db=self.db_path):
                 self.tmp_dir.mkdir(parents=True, exist_ok=True)
                 self.originals_dir.mkdir(exist_ok=True)
                 self._lock_fd = os.open(self.data_dir / "library.lock", os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
-                conn = sqlite3.connect(
-                    self.db_path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-                )
-                self._conn = conn
-                conn.row_factory = sqlite3.Row
-                with durable.translate_errors("opening the library"):
+                with durable.translate_errors("opening the library", db=self.db_path):
+                    self._set_aside_stale_journal()
+                    conn = sqlite3.connect(
+                        self.db_path,
+                        timeout=self._busy_timeout,
+                        isolation_level=None,
+                        check_same_thread=False,
+                    )
+                    self._conn = conn
+                    conn.row_factory = sqlite3.Row
                     mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                     if str(mode).lower() != "wal":
                         raise LibraryError(f"The library database at {self.db_path} cannot use WAL mode.")
                     conn.execute("PRAGMA synchronous=FULL")
-                    schema.migrate(conn)
-                self.recovery_report = fsck.run(self, repair=True, checksums=False, startup=True)
+                    found = schema.migrate(conn)
+                self.recovery_report = self._recover(fresh=found == 0)
                 self._open_reader()
             except BaseException:
                 self._release()
                 raise
             for problem in self.recovery_report.problems:
                 log.warning("library start-up: %s", problem.message)
+        return self
+
+    def _recover(self, *, fresh: bool) -> FsckReport:
+        """Start-up recovery; a disk that refuses its repairs leaves them for the next start."""
+        from . import fsck
+
+        try:
+            with durable.translate_errors("checking the library at start-up", db=self.db_path):
+                return fsck.run(self, repair=True, checksums=False, startup=True, adopt=fresh)
+        except LibraryDamaged:
+            raise
+        except LoopError as err:
+            report = fsck.FsckReport()
+            report.problems.append(fsck.Problem(fsck.STARTUP, f"Start-up repairs were not finished: {err}"))
+            return report
+
+    def _set_aside_stale_journal(self) -> None:
+        """A ``-wal``/``-shm`` left without its database belongs to a lost one: never replay it."""
+        from .fsck import DAMAGED_DATABASE, Quarantine
+
+        if self.db_path.exists():
+            return
+        quarantine = Quarantine(self.quarantine_dir)
+        for suffix in ("-wal", "-shm"):
+            stale = self.db_path.with_name(self.db_path.name + suffix)
+            if stale.exists():
+                with self._exclusive() as alone:
+                    if alone and not self.db_path.exists():
+                        message = f"{stale.name} was left without its database; it was set aside."
+                        quarantine.record(DAMAGED_DATABASE, message, item=None, file=stale)
+                        log.warning("%s", message)
+
+    def _open_read_only(self) -> Library:
+        """Open for reading only: no directories made, no migration, no recovery, no changes."""
+        from . import fsck
+
+        with durable.translate_errors("opening the library for reading", db=self.db_path):
+            self._lock_fd = os.open(self.data_dir / "library.lock", os.O_RDONLY)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_SH)
+            conn = None
+            for query in ("mode=ro", "mode=ro&immutable=1"):
+                uri = f"file:{urllib.parse.quote(str(self.db_path))}?{query}"
+                try:
+                    conn = sqlite3.connect(
+                        uri,
+                        uri=True,
+                        timeout=self._busy_timeout,
+                        isolation_level=None,
+                        check_same_thread=False,
+                    )
+                    conn.row_factory = sqlite3.Row
+                    version = schema.version(conn)
+                    conn.execute("SELECT COUNT(*) FROM items").fetchone()
+                    break
+                except sqlite3.Error as err:
+                    if conn is not None:
+                        conn.close()
+                    conn = None
+                    if durable.is_damage(err):
+                        raise durable.damaged(self.db_path, err) from err
+            if conn is None:
+                raise LibraryError(f"The library database {self.db_path} cannot be read; run `loop fsck`.")
+            self._conn = conn
+            if version != schema.SCHEMA_VERSION:
+                raise LibraryError(
+                    f"The library database has schema version {version} and cannot be upgraded on a "
+                    "read-only disk; make the disk writable and restart LOOP."
+                )
+            report = fsck.FsckReport()
+            report.problems.append(
+                fsck.Problem(fsck.STARTUP, "The library is open for reading only: no change can be saved.")
+            )
+            self.recovery_report = report
+        except BaseException:
+            self._release()
+            raise
         return self
 
     def close(self) -> None:
@@ -332,7 +441,7 @@ class Library:
         render: Mapping[str, Any] | None,
     ) -> Item:
         try:
-            size = frame_file.stat().st_size
+            frame_file.stat()
         except FileNotFoundError:
             raise LibraryError(
                 f"The frame file {frame_file} does not exist; import the media again."
@@ -342,6 +451,7 @@ class Library:
         final = self.frames_dir / file_name
         original_name = meta.content_hash if original is not None else None
         render_text = None if render is None else json.dumps(dict(render), sort_keys=True)
+        created = time.time()
         with self._transaction("adding an item") as conn:
             if conn.execute("SELECT 1 FROM used_ids WHERE id = ?", (new_id,)).fetchone():
                 raise InvalidChange(f"The id {new_id!r} is already used in this library; choose another.")
@@ -350,8 +460,11 @@ class Library:
                 "INSERT INTO pending (op, item_id, file_name, staged, original) VALUES ('add', ?, ?, ?, ?)",
                 (new_id, file_name, str(frame_file), original_name),
             )
+            (position,) = conn.execute("SELECT COUNT(*) FROM items").fetchone()
         try:
             with durable.translate_errors("adding an item"):
+                # The file describes its item before it is fsynced (see libloop.index.rebuild).
+                self._stamp_new(frame_file, new_id, meta, position, created)
                 durable.fsync_file(frame_file)
                 durable.rename(frame_file, final)
                 durable.fsync_dir(self.frames_dir)
@@ -368,7 +481,7 @@ class Library:
                     (
                         new_id, meta.name, meta.kind, meta.frames, meta.duration_ms, meta.width,
                         meta.height, count, meta.source_name, meta.content_hash, meta.loop_count,
-                        time.time(), file_name, size, original_name, original_bytes, render_text,
+                        created, file_name, final.stat().st_size, original_name, original_bytes, render_text,
                     ),
                 )  # fmt: skip
                 conn.execute("DELETE FROM pending WHERE op = 'add' AND item_id = ?", (new_id,))
@@ -378,6 +491,28 @@ class Library:
             raise
         self._notify()
         return self.get(new_id)
+
+    @staticmethod
+    def _stamp_new(path: Path, item_id: str, meta: NewItem, position: int, created: float) -> None:
+        """Write the new item's metadata block; raises OSError for a disk that refuses it."""
+        from libloop.media.framefile import write_item_meta
+
+        block = {
+            "id": item_id,
+            "name": meta.name,
+            "kind": meta.kind,
+            "position": position,
+            "enabled": True,
+            "loops": 1,
+            "min_seconds": 0.0,
+            "source_name": meta.source_name,
+            "content_hash": meta.content_hash,
+            "created": created,
+        }
+        try:
+            write_item_meta(path, block)
+        except FrameFileError as err:  # not a frame file this LOOP reads: it is added as it is
+            log.info("no metadata block for %s: %s", path.name, err)
 
     def adopt_original(self, item_id: str, original: Path) -> Item:
         """Keep ``original`` (its content is the item's) for an item that has none; takes it over.
@@ -479,10 +614,12 @@ class Library:
                 or value < (1 if what == "frames" else 0)
             ):
                 raise InvalidChange(f"A re-rendered item's {what} must be a whole number, not {value!r}.")
-        size = frame_file.stat().st_size
         file_name = f"{item_id}-{secrets.token_hex(4)}.loop"
         final = self.frames_dir / file_name
         render_text = None if render is None else json.dumps(dict(render), sort_keys=True)
+        # The new file describes its item too (a hint for rebuilding the index from frames/).
+        rebuild.stamp(frame_file, rebuild.item_meta(self.get(item_id)))
+        size = frame_file.stat().st_size
         with self._transaction("re-rendering an item") as conn:
             if not conn.execute("SELECT 1 FROM items WHERE id = ?", (item_id,)).fetchone():
                 raise ItemNotFound(item_id)
@@ -537,7 +674,7 @@ class Library:
                     conn.execute("DELETE FROM pending WHERE op = 'add' AND file_name = ?", (file_name,))
             if original is not None:
                 originals.collect(self, [original])
-        except (OSError, sqlite3.Error, LibraryError) as err:
+        except (OSError, sqlite3.Error, LoopError) as err:
             log.warning("cleaning up the failed add of %s: %s", item_id, err)
 
     def delete(self, item_id: str) -> Item:
@@ -575,7 +712,7 @@ class Library:
                     durable.fsync_dir(self.frames_dir)
                 with self._transaction("removing a deleted item's file") as conn:
                     conn.execute("DELETE FROM pending WHERE op = 'unlink' AND file_name = ?", (file_name,))
-        except (OSError, LibraryError) as err:
+        except (OSError, LoopError) as err:
             log.warning("could not remove %s yet (recovery will): %s", file_name, err)
 
     def update(
@@ -623,7 +760,9 @@ class Library:
                     raise ItemNotFound(item_id)
                 self._bump(conn)
             self._notify()
-            return self.get(item_id)
+            item = self.get(item_id)
+            rebuild.stamp(self.frame_path(item), rebuild.item_meta(item))
+        return item
 
     def reorder(self, ids: Sequence[str]) -> list[Item]:
         """Set the play order; ``ids`` must list every item exactly once."""
@@ -642,7 +781,9 @@ class Library:
                     raise InvalidChange(f"The new play order must list every item exactly once ({detail}).")
                 self._set_order(conn, wanted)
             self._notify()
-            return self.items()
+            items = self.items()
+            rebuild.stamp_positions(self, items)
+        return items
 
     def move(self, item_id: str, position: int) -> list[Item]:
         """Move one item to ``position`` (0-based) in the play order; return the new order."""
@@ -661,7 +802,9 @@ class Library:
                 order.insert(position, item_id)
                 self._set_order(conn, order)
             self._notify()
-            return self.items()
+            items = self.items()
+            rebuild.stamp_positions(self, items)
+        return items
 
     # --- checks and imports --------------------------------------------------------------
 
@@ -688,9 +831,9 @@ class Library:
         with self._read_lock:
             reader = self._reader
             if reader is not None:
-                with durable.translate_errors("reading the library"):
+                with durable.translate_errors("reading the library", db=self.db_path):
                     return reader.execute(sql, params).fetchall()
-        with self._lock, durable.translate_errors("reading the library"):
+        with self._lock, durable.translate_errors("reading the library", db=self.db_path):
             return self._require().execute(sql, params).fetchall()
 
     @contextlib.contextmanager
@@ -698,7 +841,9 @@ class Library:
         """A write transaction (BEGIN IMMEDIATE), committed durably when the block ends."""
         with self._lock:
             conn = self._require()
-            with durable.translate_errors(what):
+            if self.read_only:
+                raise self._refuse(what)
+            with durable.translate_errors(what, db=self.db_path):
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn

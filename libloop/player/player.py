@@ -24,8 +24,11 @@ move off the item while its file is still there, and the player never reads a fi
 being removed (on Linux a mapped file outlives its unlink anyway, so the other order is
 also safe for the file, but only evict gives the "no further frame" guarantee).
 
-Frame files are memory-mapped; the current item's file and the next one (opened and paged in
-ahead of the switch) are the only ones mapped, so memory does not grow with the library.
+Frame files are read from the page cache into the file's own buffers (``FrameFile``'s read
+mode), never through a memory map: a file truncated, replaced or deleted under the player is
+then a fault for that item (skipped, reported in ``status().faults``), not a SIGBUS that kills
+the process. Only the current item's file and the next one (opened and paged in ahead of the
+switch) are open, so memory does not grow with the library.
 
 Live settings (``settings``, a callable giving ``PlaySettings``) are read again whenever the
 library changes: a new rotation turns the panel at once (MADCTL) and frame files of the old
@@ -52,7 +55,7 @@ import numpy as np
 
 from libloop.clock import Clock, MonotonicClock
 from libloop.color import rgb888_to_rgb565
-from libloop.errors import ItemNotFound, LoopError, PlayerError, TransportError
+from libloop.errors import FrameFileError, ItemNotFound, LoopError, PlayerError, TransportError
 from libloop.player.night import NightSchedule
 from libloop.player.ports import (
     DeletingLibrary,
@@ -127,6 +130,8 @@ class Player:
         on_error: called with each transport error; without it a transport error ends the loop
             (and reaches ``on_fatal``) so a supervisor can restart the hardware.
         heartbeat: called every turn of the loop (at least every second), to prove liveness.
+        on_fault: called with each fault's sentence (an item skipped, a transport error), e.g.
+            to put it in the health report.
         open_frames: opens a frame file (tests may substitute one); by default v1 or v2, with
             decode-ahead on the real clock.
         wire_hz: SPI clock, for the wire-utilisation figure.
@@ -147,6 +152,7 @@ class Player:
         on_fatal: Callable[[BaseException], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         heartbeat: Callable[[], None] | None = None,
+        on_fault: Callable[[str], object] | None = None,
         open_frames: Callable[[Path], Frames] | None = None,
         wire_hz: float = 64_000_000.0,
         settings: Callable[[], PlaySettings] | None = None,
@@ -160,6 +166,7 @@ class Player:
         self.on_fatal = on_fatal
         self.on_error = on_error
         self.heartbeat = heartbeat
+        self.on_fault = on_fault
         # On the real clock v2 files decode ahead on a worker thread; on a simulated clock time
         # stands still while the loop works, so they decode on the loop's thread, deterministically.
         decode_ahead = isinstance(self.clock, MonotonicClock)
@@ -846,12 +853,19 @@ class Player:
             frames, self._next = self._next[1], None
         elif self._last is not None and self._last[0] == item.id and self._last[2] == path:
             frames, self._last = self._last[1], None
-        else:
+        changed = getattr(frames, "changed_on_disk", None)
+        if frames is not None and changed is not None and changed():
+            frames.close()  # replaced or deleted since it was opened: what the path names now counts
+            frames = None
+        if frames is None:
             try:
                 frames = self._open(path)
             except (LoopError, OSError) as exc:
                 self._fault(item, f"cannot open it: {exc}", now)
                 return None
+            if self._panel is not None and self._panel[0] == item.id:
+                with self._moved:  # the file may differ from what the panel got: redraw it whole
+                    self._panel = None
         if (frames.width, frames.height) != tuple(self.display.size):
             # Made for the other orientation (re-rendering, or imported before originals were
             # kept): fitted on the fly until a re-rendered file is swapped in.
@@ -863,7 +877,15 @@ class Player:
         self._failed[item.id] = now
         message = f"skipped {item.name!r} ({item.id}): {what}"
         log.warning("%s", message)
+        self._record_fault(message)
+
+    def _record_fault(self, message: str) -> None:
         self._faults.append(message)
+        if self.on_fault is not None:
+            try:
+                self.on_fault(message)
+            except Exception:  # reporting must never stop the loop
+                log.exception("the fault callback failed")
 
     def _prefetch_next(self) -> None:
         turn, n = self._turn, len(self._playlist)
@@ -909,6 +931,7 @@ class Player:
         late = now - turn.timeline.deadline(g)
         refresh = full = False
         error: TransportError | None = None
+        file_error: FrameFileError | None = None
         with self._send_lock:
             if item_id in self._banned:
                 self._dirty = True  # the next step moves on
@@ -945,8 +968,13 @@ class Player:
             except TransportError as exc:
                 self._panel = None
                 error = exc
+            except FrameFileError as exc:  # read before anything is sent: the panel is unchanged
+                file_error = exc
             self._moved.notify_all()
             sent = self.display.stats.bytes - before
+        if file_error is not None:
+            self._file_failed(turn, file_error, now)
+            return
         turn.shown = g
         self._record_bus()
         if error is not None:
@@ -963,6 +991,8 @@ class Player:
 
     def _send_whole(self, turn: _Turn, k: int, *, refresh: bool) -> None:
         """Redraw frame ``k`` of the turn whole (while paused)."""
+        error: TransportError | None = None
+        file_error: FrameFileError | None = None
         with self._send_lock:
             if turn.item.id in self._banned:
                 self._dirty = True
@@ -973,13 +1003,17 @@ class Player:
             except TransportError as exc:
                 self._panel = None
                 self._moved.notify_all()
-                error: TransportError | None = exc
+                error = exc
+            except FrameFileError as exc:
+                file_error = exc
             else:
-                error = None
                 self._panel = (turn.item.id, k)
                 self._last_full = self.clock.monotonic()
                 self._moved.notify_all()
             sent = self.display.stats.bytes - before
+        if file_error is not None:
+            self._file_failed(turn, file_error, self.clock.monotonic())
+            return
         self._record_bus()
         if error is not None:
             self._transport_error(error)
@@ -987,6 +1021,15 @@ class Player:
         if refresh:
             self._stats.refresh(sent)
         self._backlight_if_pending()
+
+    def _file_failed(self, turn: _Turn, exc: FrameFileError, now: float) -> None:
+        """The turn's file went bad while it played: a fault for the item, and on to the next one."""
+        self._fault(turn.item, f"its frame file cannot be read: {exc}", now)
+        if self._turn is turn:
+            self._turn = None
+        turn.frames.close()  # not kept for a replay: the next turn of the item opens the file afresh
+        if not self._begin_turn(self._index + 1, now):
+            self._show_screen_or_idle(now)
 
     def _show_screen_or_idle(self, now: float) -> None:
         """No item can play: show the empty screen (or the error screen), then wait."""
@@ -1064,7 +1107,7 @@ class Player:
         """Count it, report it; the panel's content is already marked unknown."""
         self._stats.transport_error()
         self._errors_in_row += 1
-        self._faults.append(f"transport error: {exc}")
+        self._record_fault(f"transport error: {exc}")
         log.warning("transport error: %s", exc)
         if self._errors_in_row >= REINIT_AFTER:
             self._errors_in_row = 0
