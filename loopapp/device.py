@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from libloop.health.resources import ResourceMonitor
     from libloop.health.wifi import WifiMonitor, WifiPoller
     from libloop.index import Library
-    from libloop.index.upgrade import BackgroundUpgrade
     from libloop.media.importer import ImportOptions, ImportResult
     from libloop.media.jobs import Imported, ImportQueue
     from libloop.media.rerender import Rerenderer
@@ -192,7 +191,6 @@ class Device:
         self.display: Display
         self.player: Player
         self.imports: ImportQueue
-        self.upgrade: BackgroundUpgrade
         self.resources: ResourceMonitor
         self.supervisor: Supervisor
         self.server: WebServer
@@ -233,7 +231,6 @@ class Device:
             WifiPoller,
         )
         from libloop.health.resources import Thresholds
-        from libloop.index.upgrade import BackgroundUpgrade
         from libloop.media.importer import ImportOptions
         from libloop.media.jobs import ImportQueue
         from libloop.media.rerender import Rerenderer
@@ -289,9 +286,6 @@ class Device:
             worker=self._import_worker,
             dedupe=True,  # the same picture uploaded twice is one item, as with `loop import`
         )
-        # Frame files an earlier LOOP wrote (v1, raw) are converted to v2 in a niced child process.
-        self.upgrade = BackgroundUpgrade(self.data_dir)
-        self.upgrade.start(self.library)
         # A new rotation or fit re-renders the library from the kept originals, whenever no
         # upload waits, in a child process at lower priority.
         self.rerender = Rerenderer(
@@ -414,7 +408,6 @@ class Device:
             ("web server", self._stop_web),
             ("re-render", self.rerender.close),
             ("imports", self.imports.close),
-            ("frame file upgrade", self.upgrade.stop),
             ("display", self.display.close),
             ("library", self.library.close),
         ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +20,6 @@ from libloop.color import rgb565_to_rgb888, rgb888_to_rgb565
 from libloop.display import Display
 from libloop.errors import ItemNotFound
 from libloop.index import Item, Library, NewItem
-from libloop.media.codec_zstd import ZstdWriter
 from libloop.media.framefile import FrameFileWriter
 from libloop.player import Player
 from libloop.player.screens import empty_screen
@@ -49,15 +47,7 @@ def square_frames(n: int, base: tuple[int, int, int] = (20, 40, 200), side: int 
 class Rig:
     """Library + simulated panel + display + player on one FakeClock."""
 
-    def __init__(
-        self,
-        tmp: Path,
-        *,
-        speed_hz: int = 64_000_000,
-        writer: type[Any] = FrameFileWriter,
-        **player_kwargs: object,
-    ) -> None:
-        self.writer = writer
+    def __init__(self, tmp: Path, *, speed_hz: int = 64_000_000, **player_kwargs: object) -> None:
         self.clock = FakeClock(1000.0)
         self.wiring = SimWiring(clock=self.clock, speed_hz=speed_hz)
         self.display: Display = self.wiring.display()
@@ -77,7 +67,7 @@ class Rig:
         if isinstance(durations, int):
             durations = [durations] * len(frames)
         path = self.library.staging_path()
-        writer = self.writer(path, W, H, loop_count=loop_count)
+        writer = FrameFileWriter(path, W, H, loop_count=loop_count)
         for f, d in zip(frames, durations, strict=True):
             writer.add_frame(f, d)
         writer.commit()
@@ -108,10 +98,9 @@ class Rig:
         self.library.close()
 
 
-@pytest.fixture(params=["v1", "v2"])
-def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
-    """The rig, its items written in each frame-file format (v2: the lossless zstd codec)."""
-    r = Rig(tmp_path, writer=FrameFileWriter if request.param == "v1" else ZstdWriter)
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    r = Rig(tmp_path)
     yield r
     r.close()
 

@@ -41,7 +41,6 @@ in, which the player opens at the item's next turn; shuffle plays rounds
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import random
 import threading
@@ -132,8 +131,7 @@ class Player:
         heartbeat: called every turn of the loop (at least every second), to prove liveness.
         on_fault: called with each fault's sentence (an item skipped, a transport error), e.g.
             to put it in the health report.
-        open_frames: opens a frame file (tests may substitute one); by default v1 or v2, with
-            decode-ahead on the real clock.
+        open_frames: opens a frame file (tests may substitute one).
         wire_hz: SPI clock, for the wire-utilisation figure.
         settings: the live settings (rotation, shuffle, still time, night), read at start and
             whenever the library changes; without it, ``night`` and the defaults hold.
@@ -153,7 +151,7 @@ class Player:
         on_error: Callable[[BaseException], None] | None = None,
         heartbeat: Callable[[], None] | None = None,
         on_fault: Callable[[str], object] | None = None,
-        open_frames: Callable[[Path], Frames] | None = None,
+        open_frames: Callable[[Path], Frames] = open_frame_file,
         wire_hz: float = 64_000_000.0,
         settings: Callable[[], PlaySettings] | None = None,
         shuffle_rng: random.Random | None = None,
@@ -167,10 +165,7 @@ class Player:
         self.on_error = on_error
         self.heartbeat = heartbeat
         self.on_fault = on_fault
-        # On the real clock v2 files decode ahead on a worker thread; on a simulated clock time
-        # stands still while the loop works, so they decode on the loop's thread, deterministically.
-        decode_ahead = isinstance(self.clock, MonotonicClock)
-        self._open = open_frames or functools.partial(open_frame_file, decode_ahead=decode_ahead)
+        self._open = open_frames
         self._stats = PlayerStats(wire_hz)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -554,25 +549,7 @@ class Player:
             if not self._begin_turn(self._following(), boundary):
                 self._show_screen_or_idle(now)
             return
-        if not self._decoded(turn.frames, turn.timeline.frame_of(due.index)):
-            # The decoder is behind: wait for it until the next frame is due (then this one is
-            # dropped) rather than stall the schedule.
-            self.clock.sleep_until(min(turn.timeline.deadline(due.index + 1), now + IDLE_TICK), self._wake)
-            return
         self._send_frame(turn, due.index, due.dropped, now)
-
-    def _decoded(self, frames: Frames, k: int) -> bool:
-        """Whether frame ``k`` can be sent now (a v2 file's decode-ahead may still be on it)."""
-        ready = getattr(frames, "ready", None)
-        return True if ready is None else bool(ready(k, self._wake))
-
-    @staticmethod
-    def _rects(frames: Frames, i: int) -> list[tuple[int, int, int, int]]:
-        """Frame ``i``'s dirty rectangles, without decoding its pixels where the file allows."""
-        rects = getattr(frames, "rects", None)
-        if rects is not None:
-            return [(r.x0, r.y0, r.x1, r.y1) for r in rects(i)]
-        return [(r.x0, r.y0, r.x1, r.y1) for r in frames.regions(i)]
 
     def _idle(self, now: float) -> None:
         self._note_changes()  # before waiting, so a change is told at once, not after the wait
@@ -944,15 +921,20 @@ class Player:
                     full = True
                 else:
                     steps = (k - panel[1]) % n
-                    chain = [self._rects(frames, (panel[1] + j) % n) for j in range(1, steps + 1)]
-                    needed = sum(2 * (x1 - x0 + 1) * (y1 - y0 + 1) for rs in chain for x0, y0, x1, y1 in rs)
+                    # The tables say what changed; pixels are read only for what is sent.
+                    chain = [frames.region_rects((panel[1] + j) % n) for j in range(1, steps + 1)]
+                    needed = sum(box[4] for boxes in chain for box in boxes)
                     if k == 0 and now - self._last_full >= self.refresh_interval:
                         full = refresh = True
                     elif steps == 1:
                         for r in frames.regions(k):
                             self.display.blit(r.x0, r.y0, r.x1, r.y1, r.data)
                     elif steps > 1:
-                        rects = catch_up_rects(chain, frames.width, frames.height)
+                        rects = catch_up_rects(
+                            ([box[:4] for box in boxes] for boxes in chain),
+                            frames.width,
+                            frames.height,
+                        )
                         if rects is None:
                             full = True
                         else:

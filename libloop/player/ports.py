@@ -44,12 +44,7 @@ class _Region(Protocol):
 
 
 class Frames(Protocol):
-    """An opened frame file (``libloop.media.framefile.FrameFile`` or ``frames.V2Frames``).
-
-    A v2 file also has ``ready(i, wake)`` (can frame ``i`` be had without waiting for its
-    decoder?) and ``rects(i)`` (frame ``i``'s dirty rectangles without their pixels); the player
-    uses them when they are there.
-    """
+    """An opened frame file (``libloop.media.framefile.FrameFile``)."""
 
     @property
     def width(self) -> int: ...
@@ -63,6 +58,10 @@ class Frames(Protocol):
     def durations_ms(self) -> Sequence[int]: ...
     def frame(self, i: int) -> memoryview: ...
     def regions(self, i: int) -> Sequence[_Region]: ...
+    def region_rects(self, i: int) -> Sequence[tuple[int, int, int, int, int]]:
+        """``(x0, y0, x1, y1, byte count)`` of each region, without reading the pixels."""
+        ...
+
     def prefetch(self, i: int) -> None: ...
     def close(self) -> None: ...
 
@@ -137,11 +136,11 @@ class PlaySettings:
     background: tuple[int, int, int] = (0, 0, 0)
 
 
-def open_frame_file(path: Path, *, decode_ahead: bool = True) -> Frames:
-    """Open a frame file, v1 or v2, for playback (a v2 file decodes ahead on a worker thread)."""
-    from libloop.media.frames import open_frames
+def open_frame_file(path: Path) -> Frames:
+    """Open a frame file (memory-mapped) for playback."""
+    from libloop.media.framefile import FrameFile
 
-    return open_frames(path, decode_ahead=decode_ahead)
+    return FrameFile.open(path)
 
 
 # --- status ---------------------------------------------------------------------------------

@@ -12,9 +12,8 @@ frame shown (a fraction of a millisecond), not a resize.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -83,36 +82,18 @@ class FittedFrames:
 
     def regions(self, i: int) -> list[FittedRegion]:
         out = self._fitted(i)
-        found: list[FittedRegion] = []
-        for x0, y0, x1, y1 in self._landing(self.inner.regions(i)):
-            part = np.ascontiguousarray(out[y0 : y1 + 1, x0 : x1 + 1])
-            found.append(FittedRegion(x0, y0, x1, y1, part.reshape(-1).view(np.uint8).data))
-        return found
-
-    def rects(self, i: int) -> list[FittedRegion]:
-        """Where frame ``i``'s regions land, without their pixels (nothing decoded or fitted)."""
-        rects = getattr(self.inner, "rects", None)
-        inner = rects(i) if rects is not None else self.inner.regions(i)
-        empty = memoryview(b"")
-        return [FittedRegion(x0, y0, x1, y1, empty) for x0, y0, x1, y1 in self._landing(inner)]
-
-    def ready(self, i: int, wake: Any = None) -> bool:
-        """Whether the wrapped file's frame ``i`` is decoded (a v2 file decodes ahead)."""
-        ready = getattr(self.inner, "ready", None)
-        return True if ready is None else bool(ready(i, wake))
-
-    def _landing(self, rects: Iterable[Any]) -> list[tuple[int, int, int, int]]:
-        """The panel rectangles (inclusive) that the file's rectangles land on."""
         x, y, _bw, _bh = self._box
-        out = []
-        for r in rects:
+        found: list[FittedRegion] = []
+        for r in self.inner.regions(i):
             # The output columns and rows whose source pixel lies in the region.
             c0, c1 = np.searchsorted(self._xs, r.x0), np.searchsorted(self._xs, r.x1, side="right")
             r0, r1 = np.searchsorted(self._ys, r.y0), np.searchsorted(self._ys, r.y1, side="right")
             if c0 >= c1 or r0 >= r1:
                 continue  # too small to land on a pixel of its own
-            out.append((x + int(c0), y + int(r0), x + int(c1) - 1, y + int(r1) - 1))
-        return out
+            x0, y0, x1, y1 = x + int(c0), y + int(r0), x + int(c1) - 1, y + int(r1) - 1
+            part = np.ascontiguousarray(out[y0 : y1 + 1, x0 : x1 + 1])
+            found.append(FittedRegion(x0, y0, x1, y1, part.reshape(-1).view(np.uint8).data))
+        return found
 
     def prefetch(self, i: int) -> None:
         self.inner.prefetch(i)
