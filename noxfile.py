@@ -1,4 +1,4 @@
-"""Developer sessions: `nox -s tests`, `lint`, `types`, `bench`, `sim`; `hil` and `crash` on demand."""
+"""Developer sessions: `nox -s tests`, `lint`, `types`, `bench`, `sim`; `hil`, `crash` and `soak` on demand."""
 
 from __future__ import annotations
 
@@ -85,3 +85,14 @@ def crash(session: nox.Session) -> None:
         *session.posargs,
         env={"LOOP_CRASH_KILLS": os.environ.get("LOOP_CRASH_KILLS", "200")},
     )
+
+
+@nox.session(default=False)
+def soak(session: nox.Session) -> None:
+    """The whole device for an hour under polling, uploads, deletes and reorders (`-- --minutes N`).
+
+    Samples memory, file descriptors, threads and dropped frames every minute and writes the
+    figures to bench/soak.md, which bench/REPORT.md includes.
+    """
+    _install(session, ".[dev,sim,video]")
+    session.run("python", "-m", "bench.soak", *session.posargs, env={"SDL_VIDEODRIVER": "dummy"})

@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(name)
         print(f"bench: {name}", file=sys.stderr)
         module.run(report, args.quick)
-    args.out.write_text(report.render())
+    text = report.render()
+    soak = Path(__file__).with_name("soak.md")  # written by `nox -s soak`, kept across bench runs
+    if soak.exists():
+        text = text.rstrip("\n") + "\n\n" + soak.read_text()
+    args.out.write_text(text)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

@@ -240,6 +240,12 @@ class ItemDisabled(PlayerError):
 # --- API tokens (appended) ---------------------------------------------------------------
 
 
+class InvalidSetting(InvalidChange):
+    """A device setting's name or value is not one LOOP knows; the message says what is allowed."""
+
+    code = "invalid_setting"
+
+
 class TokenNotFound(LibraryError):
     """No API token with that name exists."""
 
@@ -260,3 +266,30 @@ class TokenExists(LibraryError):
         super().__init__(
             f"An API token named {name!r} already exists; choose another name or revoke that one first."
         )
+
+
+# --- storage faults (appended) ---------------------------------------------------------
+
+
+class StorageError(LoopError):
+    """The data directory's disk failed a read or a write (an I/O error, a read-only card)."""
+
+    code = "storage_error"
+
+
+class StorageReadOnly(StorageError):
+    """The data directory is on a read-only file system (a card the kernel remounted read-only)."""
+
+    code = "storage_read_only"
+
+
+class LibraryDamaged(LibraryError):
+    """The library database is damaged: ``loop fsck --repair`` sets it aside and rebuilds it."""
+
+    code = "library_damaged"
+
+
+class LibraryUnavailable(LibraryError):
+    """The library could not be opened at start-up; the device runs without it until repaired."""
+
+    code = "library_unavailable"

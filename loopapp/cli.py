@@ -158,6 +158,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("health", "show the running device's health (components, resources, faults)", "health")
     p.add_argument("--json", action="store_true")
 
+    p = add(
+        "settings",
+        "show or change the live settings: rotation, fit, dither, background, still_seconds, shuffle, night",
+        "settings",
+    )
+    p.epilog = (
+        "loop settings: every setting; loop settings KEY: one; loop settings KEY VALUE: change it "
+        "(through the running device when there is one, so it applies at once). Values: rotation "
+        "0/90/180/270, fit contain/cover/stretch, dither and shuffle on/off, background #rrggbb, "
+        "still_seconds a number, night off or '22:00-07:00 [mon-fri|sat,sun|daily] [20%]' "
+        "(0% puts the panel to sleep, more dims it)."
+    )
+    p.add_argument("key", nargs="?", metavar="KEY", help="the setting to show or change")
+    p.add_argument("value", nargs="?", metavar="VALUE", help="its new value")
+    p.add_argument("--json", action="store_true", help="print the settings as JSON")
+
     p = add("password", "set or clear the dashboard password", "password")
     p.add_argument("--clear", action="store_true", help="remove the password (dashboard open on the network)")
     _add_token_command(add("token", "API tokens for scripts: create, list or revoke them", "token"))

@@ -55,7 +55,6 @@ def import_(args: argparse.Namespace, config: Config) -> int:
 
     with contextlib.suppress(OSError):
         os.nice(10)  # stay out of the way of a device playing on this machine
-    options = import_options(config, fit=args.fit, dither=not args.no_dither)
     for path in args.files:
         if not path.is_file():
             what = "is a directory" if path.is_dir() else "does not exist"
@@ -64,6 +63,13 @@ def import_(args: argparse.Namespace, config: Config) -> int:
             raise LoopError(f"{path} cannot be read by this user; check its permissions.")
     failures = 0
     with Library(config.data_dir) as library:
+        from libloop.settings import SettingsStore
+        from loopapp.config import device_settings
+
+        live = SettingsStore(library, device_settings(config)).current()  # as the dashboard set them
+        options = import_options(
+            config, fit=args.fit, dither=False if args.no_dither else None, settings=live
+        )
         for path in args.files:
             with ProgressBar(path.name) as bar:
                 try:
@@ -74,6 +80,13 @@ def import_(args: argparse.Namespace, config: Config) -> int:
                     failures += 1
                     continue
             item = done.item
+            if not done.existing and (args.fit or args.no_dither):
+                # The item's own settings, so a later re-render (a new rotation) keeps them.
+                from libloop.index.store import UNSET
+
+                item = library.update(
+                    item.id, fit=args.fit or UNSET, dither=False if args.no_dither else UNSET
+                )
             note = " (already in the library)" if done.existing else ""
             print(f"{item.id}  {item.name}  {item.kind}, {plural(item.frames, 'frame')}{note}")
             if done.warning:
@@ -127,18 +140,41 @@ def export(args: argparse.Namespace, config: Config) -> int:
 
 
 def fsck(args: argparse.Namespace, config: Config) -> int:
+    from libloop.errors import LibraryDamaged
     from libloop.index import Library
+    from libloop.index.fsck import INTEGRITY
+    from libloop.index.rebuild import open_or_repair, repair_damaged
 
-    with Library(config.data_dir) as library:
+    problems = []
+    if args.repair:
+        # A damaged database is set aside and the library rebuilt from the frame files first.
+        library, rebuilt = open_or_repair(config.data_dir)
+        problems += rebuilt.problems if rebuilt is not None else []
+    else:
+        try:
+            library = Library(config.data_dir).open()
+        except LibraryDamaged as exc:
+            print(f"problem: {exc}")
+            raise LoopError(
+                "The library database is damaged; run `loop fsck --repair` to set it aside and "
+                "rebuild the library from the frame files."
+            ) from None
+    with library:
         report = library.fsck(repair=args.repair)
-    for problem in report.problems:
+    integrity = [p for p in report.problems if p.kind == INTEGRITY]
+    if args.repair and not problems and integrity:
+        problems += repair_damaged(config.data_dir, integrity[0].message.rstrip(".")).problems
+        with Library(config.data_dir) as library:
+            report = library.fsck(repair=True)
+    problems += report.problems
+    for problem in problems:
         mark = "repaired" if problem.repaired else "problem"
         print(f"{mark}: {problem.message}")
-    if report.ok or (args.repair and all(p.repaired for p in report.problems)):
-        print("library is consistent" if not report.problems else "library repaired")
+    if all(p.repaired for p in problems):
+        print("library is consistent" if not problems else "library repaired")
         return 0
     hint = "" if args.repair else "; run `loop fsck --repair` to fix them"
-    raise LoopError(f"The library has {plural(len(report.problems), 'problem')}{hint}.")
+    raise LoopError(f"The library has {plural(sum(not p.repaired for p in problems), 'problem')}{hint}.")
 
 
 def doctor(args: argparse.Namespace, config: Config) -> int:
@@ -253,6 +289,48 @@ def password(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def settings(args: argparse.Namespace, config: Config) -> int:
+    """``loop settings [KEY [VALUE]] [--json]``: through the running device, else the index."""
+    from libloop.errors import InvalidSetting
+    from libloop.settings import KEYS, SettingsStore, parse_text
+    from libloop.settings.schema import format_value
+    from loopapp.config import device_settings
+    from loopapp.device import settings_via_running_device
+
+    if args.key is not None and args.key not in KEYS:
+        raise InvalidSetting(f"There is no setting called {args.key!r}; the settings are {', '.join(KEYS)}.")
+    with _library(config) as library:
+        store = SettingsStore(library, device_settings(config))  # type: ignore[arg-type]
+        current = store.current()
+        changes = None
+        if args.value is not None:
+            changes = {args.key: parse_text(args.key, args.value, current)}
+        body = settings_via_running_device(config, changes)
+        note = ""
+        if body is None:
+            if changes is not None:
+                current = store.patch(changes)
+                if any(k in changes for k in ("rotation", "fit", "dither", "background")):
+                    note = "the library is re-rendered when the device next starts"
+            body = current.to_dict()
+    if args.json:
+        json.dump(body if args.key is None else {args.key: body[args.key]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for key in KEYS if args.key is None else (args.key,):
+        print(f"{key} = {format_value(key, body[key])}")
+    progress = body.get("rerender") or {}
+    if progress.get("running"):
+        print(f"re-rendering: {progress.get('done', 0)} of {progress.get('total', 0)} items done")
+    for item in progress.get("needs_upload", []) if args.key is None else []:
+        print(
+            f"note: {item['name']} ({item['id']}) was imported before originals were kept; re-upload it to re-render it"
+        )
+    if note:
+        print(f"note: {note}")
+    return 0
+
+
 def token(args: argparse.Namespace, config: Config) -> int:
     from loopapp.tokens import run_token_command
 
@@ -270,6 +348,7 @@ __all__ = [
     "password",
     "rm",
     "run",
+    "settings",
     "sim",
     "token",
 ]

@@ -3,7 +3,8 @@
 ```toml
 data_dir = "/var/lib/loop"
 
-[display]
+[display]             # a fresh device's settings: once changed from the dashboard, the API or
+                      # `loop settings`, the stored values win (see libloop/settings)
 rotation = 0          # 0, 90, 180 or 270
 bgr = true            # the module's colour filter order (most ILI9341 modules are BGR)
 invert = false
@@ -35,7 +36,9 @@ hosts = []            # more names the dashboard answers to, e.g. ["loop.example
 [player]
 refresh_seconds = 5.0 # the quickest one refresh sweep over the panel may be (it goes out a band
                       # at a time in idle bus time, within a tenth of the content's bytes)
-night = ""            # e.g. "23:00-07:00": panel asleep in between
+night = ""            # e.g. "23:00-07:00": panel asleep in between, every day (a fresh device's
+                      # night setting; weekdays and dimming are set live, `loop settings night`)
+still_seconds = 10.0  # how long a still picture stays on (a fresh device's setting)
 isolation = "process" # "process": the player and the display run in a process of their own,
                       # so nothing else on the device can delay a frame; "thread": in the web
                       # app's process (the previous design; for comparison and debugging)
@@ -55,6 +58,9 @@ image_interval = 1.0  # seconds between pictures of the panel at most (1 or more
 [mdns]                # the dashboard advertised as "LOOP <hostname>" (_http._tcp) on the LAN
 enabled = true
 interfaces = []       # addresses to advertise on; empty: those the dashboard listens on
+
+[storage]
+reserve_mb = 200      # uploads are refused when they would leave less than this free
 ```
 """
 
@@ -65,9 +71,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from libloop.errors import LoopError
+
+if TYPE_CHECKING:
+    from libloop.settings import DeviceSettings
 
 
 class ConfigError(LoopError):
@@ -133,6 +142,7 @@ class WebConfig:
 class PlayerConfig:
     refresh_seconds: float = 5.0
     night: str = ""
+    still_seconds: float = 10.0
     isolation: str = "process"
     realtime_priority: int = 10
     web_nice: int = 5
@@ -155,6 +165,11 @@ class MdnsConfig:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    reserve_mb: int = 200
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: Path = field(default_factory=default_data_dir)
     display: DisplayConfig = field(default_factory=DisplayConfig)
@@ -163,6 +178,7 @@ class Config:
     player: PlayerConfig = field(default_factory=PlayerConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     mdns: MdnsConfig = field(default_factory=MdnsConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
     def with_data_dir(self, data_dir: Path | None) -> Config:
         return self if data_dir is None else replace(self, data_dir=data_dir)
@@ -175,6 +191,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "player": PlayerConfig,
     "mqtt": MqttConfig,
     "mdns": MdnsConfig,
+    "storage": StorageConfig,
 }
 
 
@@ -246,8 +263,16 @@ def validate(config: Config) -> Config:
         raise ConfigError(
             f'wiring.backlight_pwm must be "auto", "pwm" or "pin", not {config.wiring.backlight_pwm!r}.'
         )
-    if config.player.night and not re.fullmatch(r"\d{1,2}:\d{2}-\d{1,2}:\d{2}", config.player.night):
+    if config.storage.reserve_mb < 0:
+        raise ConfigError(f"storage.reserve_mb must be 0 or more, not {config.storage.reserve_mb}.")
+    if config.player.night and not re.fullmatch(
+        r"([01]?\d|2[0-3]):[0-5]\d-([01]?\d|2[0-3]):[0-5]\d", config.player.night
+    ):
         raise ConfigError(f'player.night must look like "23:00-07:00", not {config.player.night!r}.')
+    if not 0.5 <= config.player.still_seconds <= 86400:
+        raise ConfigError(
+            f"player.still_seconds must be from 0.5 to 86400, not {config.player.still_seconds:g}."
+        )
     _validate_mqtt(config.mqtt)
     return config
 
@@ -279,6 +304,28 @@ def _validate_mqtt(mqtt: MqttConfig) -> None:
         raise ConfigError(
             f"mqtt.image_interval must be 0 (no picture) or at least 1 second, not {mqtt.image_interval}."
         )
+
+
+def device_settings(config: Config) -> DeviceSettings:
+    """A fresh device's live settings, from the config file (the stored ones win once set)."""
+    from libloop.settings import DeviceSettings, Night
+
+    night = None
+    if config.player.night:
+        start, end = (f"{int(h):02d}:{m}" for h, m in (t.split(":") for t in config.player.night.split("-")))
+        if start != end:
+            night = Night(start=start, end=end)
+    r, g, b = config.display.background
+    return DeviceSettings(
+        rotation=config.display.rotation,
+        fit=config.display.fit,
+        dither=config.display.dither,
+        background=f"#{r:02x}{g:02x}{b:02x}",
+        still_seconds=config.player.still_seconds,
+        night=night,
+        # A rotation chosen in the config file is an answer to the first-run question.
+        orientation_asked=config.display.rotation != 0,
+    )
 
 
 def load_config(

@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from libloop.clock import Clock, MonotonicClock
 from libloop.errors import HardwareError, LoopError
@@ -42,11 +42,15 @@ if TYPE_CHECKING:
     from libloop.index import Library
     from libloop.media.importer import ImportOptions, ImportResult
     from libloop.media.jobs import Imported, ImportQueue
+    from libloop.media.rerender import Rerenderer
     from libloop.player import Player
     from libloop.player.process import PlayerProcess
+    from libloop.settings import DeviceSettings
+    from libloop.settings.live import LiveSettings
     from loopapp.integrations.hass import DeviceInfo
     from loopapp.integrations.mdns import MdnsAdvertiser
     from loopapp.integrations.mqtt import MqttBridge
+    from loopapp.storage import LibraryOpening, Reserve
     from webapp.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -55,20 +59,37 @@ log = logging.getLogger(__name__)
 STATE_FILE = "device.json"
 
 
-def import_options(config: Config, *, fit: str | None = None, dither: bool | None = None) -> ImportOptions:
-    """Import options for the configured panel orientation."""
+def import_options(
+    config: Config,
+    *,
+    fit: str | None = None,
+    dither: bool | None = None,
+    settings: DeviceSettings | None = None,
+) -> ImportOptions:
+    """Import options for the panel as set: ``settings`` (the live ones), else the config's."""
+    import dataclasses
+
     from libloop.ili9341 import logical_size
     from libloop.media.fit import FitMode
     from libloop.media.importer import ImportOptions
+    from loopapp.config import device_settings
 
-    width, height = logical_size(Rotation(config.display.rotation))
-    return ImportOptions(
+    live = settings or device_settings(config)
+    width, height = logical_size(Rotation(live.rotation))
+    options = ImportOptions(
         width=width,
         height=height,
-        fit=FitMode(fit or config.display.fit),
-        background=config.display.background,
-        dither=config.display.dither if dither is None else dither,
+        fit=FitMode(live.fit),
+        background=live.background_rgb,
+        dither=live.dither,
     )
+    if fit is not None or dither is not None:
+        options = dataclasses.replace(
+            options,
+            fit=FitMode(fit) if fit is not None else options.fit,
+            dither=options.dither if dither is None else dither,
+        )
+    return options
 
 
 def import_file(
@@ -77,14 +98,19 @@ def import_file(
     options: ImportOptions,
     progress: Callable[[float], None] | None = None,
 ) -> Imported:
-    """Import one file into the library in this process (``loop import``); the file is left as it is."""
+    """Import one file into the library in this process (``loop import``).
+
+    The file is left as it is; a copy of it is kept as the item's original.
+    """
     from libloop.media.importer import import_media
     from libloop.media.jobs import import_into
 
     def convert(src: Path, dest: Path) -> ImportResult:
         return import_media(src, dest, options, progress, name=path.name)
 
-    done = import_into(library, path, path.name, convert, limits=options.limits)
+    done = import_into(
+        library, path, path.name, convert, limits=options.limits, keep="copy", render=options.render_record()
+    )
     if done.existing and progress is not None:
         progress(1.0)
     return done
@@ -169,7 +195,6 @@ class Device:
         self.upload_dir = self.data_dir / "incoming"
         self.preview_dir = self.data_dir / "previews"
         self.max_upload_bytes = config.web.max_upload_mb * 1024 * 1024
-        self.rotation = Rotation(config.display.rotation)
         self.exit_requested = threading.Event()
         self.exit_code = 0
         self._started = False
@@ -178,8 +203,12 @@ class Device:
         self._mdns_up = False
         self.mqtt: MqttBridge | None = None
         self.mdns: MdnsAdvertiser | None = None
+        self._storage_problems: list[str] = []  # sentences for /api/health ("storage")
+        self._state_file_error: str | None = None
         # Built by start():
         self.library: Library
+        self.settings: LiveSettings
+        self.rerender: Rerenderer
         self.display: Display | None = None  # in this process only in "thread" mode
         self.player: Player | PlayerProcess
         #: The player process (``player_mode == "process"``), else None.
@@ -192,6 +221,8 @@ class Device:
         self.server: WebServer
         self.wifi_monitor: WifiMonitor
         self.wifi_poller: WifiPoller
+        self.opening: LibraryOpening
+        self.reserve: Reserve
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -224,21 +255,38 @@ class Device:
             Supervisor,
             WifiPoller,
         )
-        from libloop.index import Library
+        from libloop.health.resources import Thresholds
+        from libloop.media.importer import ImportOptions
         from libloop.media.jobs import ImportQueue
+        from libloop.media.rerender import Rerenderer
         from libloop.player import Player
-        from libloop.player.night import NightSchedule
+        from libloop.settings.live import LiveSettings
+        from loopapp.config import device_settings
+        from loopapp.storage import Reserve, open_device_library
         from webapp import create_app
         from webapp.server import WebServer
 
         config, hw = self.config, self.hardware
+        # Nothing here may depend on free space or on any one file being intact: what the disk
+        # refuses is reported in /api/health (section "storage") and the device starts anyway.
         for d in (self.data_dir, self.upload_dir, self.preview_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        for leftover in self.upload_dir.iterdir():  # uploads cut off by a crash or power cut
-            with contextlib.suppress(OSError):
-                leftover.unlink()
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self._storage_problem(f"The folder {d} cannot be created ({exc.strerror}).")
+        with contextlib.suppress(OSError):
+            for leftover in self.upload_dir.iterdir():  # uploads cut off by a crash or power cut
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
 
-        self.library = Library(self.data_dir).open()
+        self.reserve = Reserve(self.data_dir)
+        self.opening = open_device_library(self.data_dir, self.reserve)
+        # When the library cannot be opened, an UnavailableLibrary stands in: the same calls,
+        # each refusing with the reason (see loopapp.storage).
+        self.library = cast("Library", self.opening.library)
+        self._storage_problems[:0] = self.opening.problems
+        # The live settings: stored in the library over the config file's defaults.
+        self.settings = LiveSettings(self.library, device_settings(config), options=ImportOptions())
 
         if self.player_mode == "thread":
             bus = BoundedBus(hw.bus, speed_hz=config.wiring.speed_hz, clock=self.clock)
@@ -250,7 +298,7 @@ class Device:
                 dc,
                 reset,
                 backlight,
-                rotation=self.rotation,
+                rotation=Rotation(self.settings.current().rotation),
                 bgr=config.display.bgr,
                 invert=config.display.invert,
                 shadow=hw.panel is None,
@@ -259,12 +307,25 @@ class Device:
 
         self.imports = ImportQueue(
             self.library,
-            import_options(config),
+            self.settings.import_options(),
             staging_dir=self.upload_dir,
             worker=self._import_worker,
             dedupe=True,  # the same picture uploaded twice is one item, as with `loop import`
         )
-        self.resources = ResourceMonitor(self.data_dir, clock=self.clock)
+        # A new rotation or fit re-renders the library from the kept originals, whenever no
+        # upload waits, in a child process at lower priority.
+        self.rerender = Rerenderer(
+            self.library,
+            self.settings.wanted,
+            ImportOptions(),
+            worker=self._import_worker,
+            on_change=self.imports.poke,
+        )
+        self.resources = ResourceMonitor(
+            self.data_dir,
+            clock=self.clock,
+            thresholds=Thresholds(disk_reserve_mb=config.storage.reserve_mb),
+        )
         self.resources.run_once()
         self.wifi_monitor = self._wifi or (FakeWifi() if self.simulated else NetworkManagerWifi())
 
@@ -280,10 +341,6 @@ class Device:
         beat = Heartbeat(self.clock, stale_after=10.0)
         player_liveness = beat.liveness
         if self.player_mode == "thread":
-            night = None
-            if config.player.night:
-                start, end = config.player.night.split("-")
-                night = NightSchedule.parse(start, end)
             assert self.display is not None
             self.player = Player(
                 self.display,
@@ -291,15 +348,18 @@ class Device:
                 clock=self.clock,
                 dashboard_url=self.dashboard_url,
                 refresh_interval=config.player.refresh_seconds,
-                night=night,
+                settings=self.settings.play_settings,  # rotation, shuffle, still time, night
                 heartbeat=beat.beat,
                 on_fatal=lambda exc: self.supervisor.report_failure("player", str(exc)),
+                on_fault=lambda message: self.supervisor.faults.record("player", message),
                 wire_hz=float(config.wiring.speed_hz),
             )
             self.panel_view = hw.panel
         else:
             self.player = self.player_process = self._start_player_process()
             player_liveness = self._player_process_liveness
+        if self.opening.screen is not None:
+            self.player.show_error(self.opening.screen)
 
         # Three failures (about 18 s with these settings) reach emergency mode and its error
         # screen inside systemd's 30 s watchdog; a slower ladder would be cut short by it.
@@ -359,9 +419,17 @@ class Device:
         self.supervisor.add_section("display", self._display_info)
         self.supervisor.add_section("isolation", self._isolation_info)
         self._register_integrations()
+        self.supervisor.add_section("storage", self._storage_info)
         self.supervisor.start()
+        for problem in self._storage_problems:
+            self.supervisor.faults.record("storage", problem)
+        self.settings.attach(player=self.player, imports=self.imports, rerender=self.rerender)
+        self.imports.set_background(self.rerender)
+        self.rerender.refresh()  # what a change made while the device was off still needs
         self._started = True
         self._write_state()
+        if self.opening.state != "read_only":
+            self.reserve.ensure()  # room to give up the day the card is full (loopapp.storage)
 
     def stop(self) -> None:
         """Stop everything in reverse order; safe to call twice."""
@@ -372,6 +440,7 @@ class Device:
             ("supervisor", self.supervisor.stop),
             ("player", self._close_player),
             ("web server", self._stop_web),
+            ("re-render", self.rerender.close),
             ("imports", self.imports.close),
             ("display", self.display.close if self.display is not None else lambda: None),
             ("library", self.library.close),
@@ -518,13 +587,20 @@ class Device:
         from libloop.player.process import PlayerProcess
         from loopapp.player_host import PlayerHostArgs, framebuffer_view, host_spec
 
+        opening = self.opening
         args = PlayerHostArgs(
-            self.config, self.hardware.kind, self.dashboard_url, **self._player_host_options
+            self.config,
+            self.hardware.kind,
+            self.dashboard_url,
+            library_state=opening.state,
+            library_problem="; ".join(opening.problems) if opening.state == "unavailable" else "",
+            **self._player_host_options,
         )
         process = PlayerProcess(
             host_spec(args),
             clock=self.clock,
             on_fatal=lambda sentence: self.supervisor.report_failure("player", sentence),
+            on_fault=lambda message: self.supervisor.faults.record("player", message),
         )
         try:
             process.start()
@@ -583,6 +659,9 @@ class Device:
     def _on_recovered(self) -> None:
         log.warning("left emergency mode")
         try:
+            if self.opening.screen is not None:  # still without a library: keep saying so
+                self.player.show_error(self.opening.screen)
+                return
             self.player.clear_error()
         except LoopError as exc:
             log.error("could not clear the error screen: %s", exc)
@@ -613,7 +692,25 @@ class Device:
     def _probe_imports(self) -> str:
         jobs = self.imports.jobs()
         running = [job for job in jobs if job.status == "running"]
-        return f"{len(running)} running, {len(jobs)} known"
+        detail = f"{len(running)} running, {len(jobs)} known"
+        progress = self.rerender.progress()
+        if progress["running"]:
+            detail += f"; re-rendering for new settings, {progress['done']} of {progress['total']} done"
+        return detail
+
+    @property
+    def rotation(self) -> Rotation:
+        """The panel's orientation now (it follows the live setting at once)."""
+        display = getattr(self, "display", None)
+        if display is not None:
+            return Rotation(display.rotation)
+        published = getattr(self.panel_view, "rotation", None)  # the player process's
+        if isinstance(published, Rotation):
+            return published
+        settings = getattr(self, "settings", None)
+        if settings is not None:
+            return Rotation(settings.current().rotation)
+        return Rotation(self.config.display.rotation)
 
     def _display_info(self) -> dict[str, Any]:
         from loopapp.player_host import display_info
@@ -652,9 +749,16 @@ class Device:
 
     def delete_item(self, item_id: str) -> None:
         """Take the item off the panel, then out of the library (the delete guarantee)."""
+        from libloop.errors import DiskFull
         from libloop.player import evict_and_delete
 
-        evict_and_delete(self.player, self.library, item_id)
+        try:
+            evict_and_delete(self.player, self.library, item_id)
+        except DiskFull:
+            # Deleting is how a full card is freed: give up the reserve for the room it needs.
+            if not self.reserve.release():
+                raise
+            evict_and_delete(self.player, self.library, item_id)
 
     def display_png(self) -> bytes:
         image = self.display_image()
@@ -665,9 +769,7 @@ class Device:
     def display_image(self) -> Image.Image:
         """What the panel shows now, as a person sees it (read from the player process's
         shared framebuffer, or from the panel model or display shadow in this process)."""
-        rotation = getattr(self.panel_view, "rotation", None)  # the player process's, if it says
-        if not isinstance(rotation, Rotation):
-            rotation = self.rotation
+        rotation = self.rotation
         image = self.panel_view.snapshot(rotation) if self.panel_view is not None else None
         if image is None and self.display is not None:
             image = self.display.shadow_image(rotation)
@@ -683,7 +785,23 @@ class Device:
         return self.display.stats.bytes + self.display.brightness if self.display is not None else 0
 
     def health(self) -> Mapping[str, Any]:
-        return self.supervisor.snapshot()
+        snapshot = dict(self.supervisor.snapshot())
+        if self.opening.state in ("unavailable", "read_only") and snapshot.get("state") in ("ok", "starting"):
+            snapshot["state"] = "degraded"
+        return snapshot
+
+    def _storage_problem(self, sentence: str) -> None:
+        log.error("%s", sentence)
+        self._storage_problems.append(sentence)
+        if self._started:
+            self.supervisor.faults.record("storage", sentence)
+
+    def _storage_info(self) -> dict[str, Any]:
+        return {
+            "library": self.opening.to_dict(),
+            "state_file": self._state_file_error or "written",
+            "problems": list(self._storage_problems),
+        }
 
     def wifi(self) -> Mapping[str, Any]:
         return self.wifi_poller.snapshot()
@@ -702,10 +820,19 @@ class Device:
         }
         path = self.data_dir / STATE_FILE
         tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token is a credential
-        with os.fdopen(fd, "w") as out:
-            json.dump(state, out)
-        tmp.replace(path)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the token is a credential
+            with os.fdopen(fd, "w") as out:
+                json.dump(state, out)
+            tmp.replace(path)
+        except OSError as exc:  # best effort: a full or read-only disk must not stop the device
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            self._state_file_error = (
+                f"{STATE_FILE} could not be written ({exc.strerror}), so `loop rm` and `loop health` "
+                "cannot reach this running device."
+            )
+            self._storage_problem(self._state_file_error)
 
 
 class _NicedThreads:
@@ -765,6 +892,27 @@ def delete_via_running_device(config: Config, item_id: str) -> bool:
         raise LoopError(_api_message(exc)) from None
     except OSError:
         return False  # stale state file: the device is not answering
+
+
+def settings_via_running_device(
+    config: Config, changes: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The running device's settings (after ``changes``, when given); None if no device runs."""
+    device = running_device(config)
+    if device is None:
+        return None
+    request = _request(device, "GET" if changes is None else "PATCH", "/api/settings")
+    if changes is not None:
+        request.data = json.dumps(dict(changes)).encode()
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body: dict[str, Any] = json.loads(response.read())
+            return body
+    except urllib.error.HTTPError as exc:
+        raise LoopError(_api_message(exc)) from None
+    except (OSError, ValueError):
+        return None  # stale state file: the device is not answering
 
 
 def _api_message(exc: urllib.error.HTTPError) -> str:

@@ -52,8 +52,19 @@ def sim_hardware(config: Config, *, clock: Any = None, **wiring_options: Any) ->
     """
     from sim.wiring import SimWiring
 
+    # `loop sim` runs for days: keep only the newest transfers, commands and pin levels the model records
+    # (tests that read them build their own SimWiring), so its memory stays flat.
+    options: dict[str, Any] = {
+        "transcript_limit": 2_000,
+        "command_log_limit": 2_000,
+        "pin_history_limit": 2_000,
+        **wiring_options,
+    }
     wiring = SimWiring(
-        bgr_filter=config.display.bgr, speed_hz=config.wiring.speed_hz, clock=clock, **wiring_options
+        bgr_filter=config.display.bgr,
+        speed_hz=config.wiring.speed_hz,
+        clock=clock,
+        **options,
     )
     return Hardware(
         bus=wiring.bus,

@@ -48,6 +48,9 @@ class PlayerHostArgs:
             thread blocked in the spidev ioctl does on a Pi (benchmarks).
         panel: (sim) a panel model behind the fake bus (False: measure the player alone).
         record_payloads: (sim) the fake bus keeps every payload, for the ``transcript`` call.
+        library_state: how the device could open the library ("ok", "rebuilt", "read_only" or
+            "unavailable", see ``loopapp.storage``): the child opens it the same way.
+        library_problem: why it is unavailable (the child's stand-in library says so).
     """
 
     config: Config
@@ -56,6 +59,8 @@ class PlayerHostArgs:
     pace: bool = False
     panel: bool = True
     record_payloads: bool = False
+    library_state: str = "ok"
+    library_problem: str = ""
 
 
 def host_spec(args: PlayerHostArgs) -> HostSpec:
@@ -74,15 +79,18 @@ def build_player(ctx: HostContext) -> Hosted:
     from libloop.clock import MonotonicClock
     from libloop.display import Display
     from libloop.health import BoundedBacklight, BoundedBus, BoundedPin
-    from libloop.index import Library
+    from libloop.media.importer import ImportOptions
     from libloop.player import Player
-    from libloop.player.night import NightSchedule
+    from libloop.settings.live import LiveSettings
+    from loopapp.config import device_settings
     from loopapp.hardware import pi_hardware, sim_hardware
 
     args: PlayerHostArgs = ctx.args
     config = args.config
     clock = MonotonicClock()
     fb = ctx.framebuffer
+    library = _open_library(args, clock)
+    settings = LiveSettings(library, device_settings(config), options=ImportOptions())
     if args.kind == "sim":
         hw = sim_hardware(
             config,
@@ -90,6 +98,7 @@ def build_player(ctx: HostContext) -> Hosted:
             pace=args.pace,
             panel_memory=fb.pixels.reshape(PANEL_HEIGHT, PANEL_WIDTH, 4),
             record_payloads=args.record_payloads,
+            **({"transcript_limit": None} if args.record_payloads else {}),  # a test reads it all
         )
         if not args.panel:
             hw.wiring.device.sink = None
@@ -108,7 +117,7 @@ def build_player(ctx: HostContext) -> Hosted:
         dc,
         reset,
         backlight,
-        rotation=Rotation(config.display.rotation),
+        rotation=Rotation(settings.current().rotation),
         bgr=config.display.bgr,
         invert=config.display.invert,
         shadow=fb.pixels if args.kind != "sim" else False,
@@ -116,24 +125,21 @@ def build_player(ctx: HostContext) -> Hosted:
     fb.begin()
     try:
         display.open()
+    except BaseException:
+        library.close()
+        raise
     finally:
         fb.end()
-    # Changes made by the device reach this library through the control channel's "changed"
-    # note at once; the poll only catches other processes (``loop import`` run by hand).
-    library = Library(config.data_dir, clock=clock, poll_interval=2.0).open()
-    night = None
-    if config.player.night:
-        start, end = config.player.night.split("-")
-        night = NightSchedule.parse(start, end)
     player = Player(
         display,
         library,
         clock=clock,
         dashboard_url=args.dashboard_url,
         refresh_interval=config.player.refresh_seconds,
-        night=night,
+        settings=settings.play_settings,  # rotation, shuffle, still time, night: the library's
         heartbeat=fb.beat,
         on_fatal=ctx.fatal,
+        on_fault=ctx.fault,
         wire_hz=float(config.wiring.speed_hz),
         publisher=fb,
         on_version=fb.set_status,
@@ -184,6 +190,22 @@ def build_player(ctx: HostContext) -> Hosted:
             library.close()
 
     return Hosted(player=player, display=display, state=state, close=close, calls=calls)
+
+
+def _open_library(args: PlayerHostArgs, clock: Any) -> Any:
+    """The library, opened as the device could open it (writable, read-only, or a stand-in).
+
+    Changes the device makes reach it through the control channel's "changed" note at once;
+    its own poll only catches other processes (``loop import`` run by hand).
+    """
+    from libloop.index import Library
+    from loopapp.storage import UnavailableLibrary
+
+    data_dir = args.config.data_dir
+    if args.library_state == "unavailable":
+        return UnavailableLibrary(args.library_problem or "The library cannot be opened.")
+    read_only = args.library_state == "read_only"
+    return Library(data_dir, clock=clock, poll_interval=2.0, read_only=read_only).open()
 
 
 def probe_display(display: Display) -> str:

@@ -102,6 +102,7 @@ def _run_window(device: Device, stop: threading.Event) -> None:
     try:
         next_frame = time.monotonic()
         while not stop.is_set() and not device.exit_requested.is_set():
+            viewer.rotation = device.rotation  # the window turns with the live setting
             if not viewer.pump():
                 break  # the window was closed
             next_frame += period

@@ -62,6 +62,7 @@ would be lost; the record is the signal).
 from __future__ import annotations
 
 import enum
+from collections import deque
 from dataclasses import dataclass
 from typing import cast
 
@@ -230,6 +231,7 @@ class Ili9341Panel:
             for :func:`render_glass` in another process); default: a new zeroed one.
         reliable_hz: the fastest write clock this module takes without errors (None: any).
         max_read_hz: the fastest read clock (the datasheet's, by default).
+        command_log_limit: keep only the newest this-many commands in ``commands`` (None: all).
     """
 
     def __init__(
@@ -243,6 +245,7 @@ class Ili9341Panel:
         memory: U8 | None = None,
         reliable_hz: float | None = None,
         max_read_hz: float = MAX_READ_HZ,
+        command_log_limit: int | None = None,
     ) -> None:
         self.bgr_filter = bgr_filter
         self.reliable_hz = reliable_hz
@@ -272,7 +275,7 @@ class Ili9341Panel:
         self.version = 0
         self.transfers = 0
         self.bytes_written = 0
-        self._log: list[tuple[int, bytearray]] = []
+        self._log: deque[tuple[int, bytearray]] = deque(maxlen=command_log_limit)
         self._ready_at = -1.0
         self._sleep_toggle_at = -1.0
         self._csx_high = False  # tied low until a wiring drives it
@@ -283,7 +286,7 @@ class Ili9341Panel:
 
     @property
     def commands(self) -> list[tuple[int, bytes]]:
-        """Every command received, in order, with its parameters (pixel data is not kept)."""
+        """Every command received (the newest ``command_log_limit``), in order, with its parameters."""
         return [(cmd, bytes(params)) for cmd, params in self._log]
 
     @property

@@ -31,6 +31,8 @@ class FakePin:
         clock: where timestamps come from (default: a private ``FakeClock``).
         on_change: called with the new level whenever the level changes (the wiring connects
             RESET and the backlight to the panel this way).
+        history_limit: keep about this many of the newest ``states`` (None: all; a
+            simulator that runs for days must not keep every D/C toggle).
 
     Attributes:
         states: ``(timestamp, level)`` for every level driven, including the one at open.
@@ -44,9 +46,11 @@ class FakePin:
         initial: bool = False,
         clock: Clock | None = None,
         on_change: Callable[[bool], None] | None = None,
+        history_limit: int | None = None,
     ) -> None:
         self.name = name
         self.initial = initial
+        self.history_limit = history_limit
         self.value = initial
         self.clock: Clock = clock if clock is not None else FakeClock(0.0)
         self.on_change = on_change
@@ -98,6 +102,9 @@ class FakePin:
         changed = value != self.value or not self.states
         self.value = value
         self.states.append((self.clock.monotonic(), value))
+        limit = self.history_limit
+        if limit is not None and len(self.states) > 2 * limit:
+            del self.states[:-limit]  # amortised: trimmed once every `limit` records
         if changed and self.on_change is not None:
             self.on_change(value)
 

@@ -42,7 +42,9 @@ class SimWiring:
             default) is advanced by modelled wire time and by ``sleep``; any other clock is
             only read, and ``sleep`` really sleeps.
         pwm_backlight: a dimmable backlight on hardware PWM (True) or an on/off line.
-        overhead_s, record_payloads, miso, pace: passed to ``FakeSpiDev``.
+        overhead_s, record_payloads, miso, transcript_limit, pace: passed to ``FakeSpiDev``.
+        command_log_limit: passed to the panel (how many commands ``panel.commands`` keeps).
+        pin_history_limit: how many level changes the D/C and RESET pins keep (None: all).
         panel: use this panel instead of building one.
         panel_memory: frame memory for the panel built here (see ``Ili9341Panel(memory=)``).
 
@@ -69,6 +71,9 @@ class SimWiring:
         panel_memory: Any = None,
         reliable_hz: float | None = None,
         miso: bool = True,
+        transcript_limit: int | None = 100_000,
+        command_log_limit: int | None = None,
+        pin_history_limit: int | None = None,
     ) -> None:
         self.clock: Clock = clock if clock is not None else FakeClock(0.0)
         self.panel = panel or Ili9341Panel(
@@ -79,9 +84,12 @@ class SimWiring:
             clock=self.clock,
             memory=panel_memory,
             reliable_hz=reliable_hz,
+            command_log_limit=command_log_limit,
         )
-        self.dc = FakePin("dc", clock=self.clock)
-        self.reset = FakePin("reset", initial=True, clock=self.clock, on_change=self._on_reset)
+        self.dc = FakePin("dc", clock=self.clock, history_limit=pin_history_limit)
+        self.reset = FakePin(
+            "reset", initial=True, clock=self.clock, on_change=self._on_reset, history_limit=pin_history_limit
+        )
         self.backlight: Backlight
         self.pwm: FakePwmSysfs | None = None
         if pwm_backlight:
@@ -100,6 +108,7 @@ class SimWiring:
             record_payloads=record_payloads,
             pace=pace,
             miso=miso,
+            transcript_limit=transcript_limit,
         )
         self.bus = SpidevBus(
             0,

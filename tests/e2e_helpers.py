@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
 import selectors
+import signal
 import subprocess
 import sys
 import tempfile
@@ -100,13 +102,22 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interva
 class DeviceProcess:
     """`loop sim --headless` in a subprocess, with its dashboard URL read from its output."""
 
-    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        wrapper: list[str] | None = None,
+        timeout: float = 60,
+    ) -> None:
         full_env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", **(env or {})}
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()/kill()
         if "NOTIFY_SOCKET" not in (env or {}):
             full_env.pop("NOTIFY_SOCKET", None)  # never talk to a systemd the test runner may be under
+        self.wrapped = bool(wrapper)
         self.proc = subprocess.Popen(
             [
+                *(wrapper or []),  # e.g. strace injecting faults
                 sys.executable,
                 "-m",
                 "loopapp",
@@ -124,7 +135,7 @@ class DeviceProcess:
             env=full_env,
         )
         self.stdout = b""
-        self.url = self._read_url(timeout=60)
+        self.url = self._read_url(timeout=timeout)
 
     def _read_url(self, timeout: float) -> str:
         assert self.proc.stdout is not None
@@ -147,15 +158,25 @@ class DeviceProcess:
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        """The device's own process id (the wrapper's child when there is a wrapper)."""
+        return self.device_pid()
 
     def stderr(self) -> str:
         """What the device has written to standard error so far."""
         self._stderr.seek(0)
         return self._stderr.read().decode(errors="replace")
 
+    def device_pid(self) -> int:
+        """The device's own process (under a wrapper such as strace, the wrapper's child)."""
+        if not self.wrapped:
+            return self.proc.pid
+        import psutil
+
+        children = psutil.Process(self.proc.pid).children()
+        return children[0].pid if children else self.proc.pid
+
     def stop(self, timeout: float = 30) -> tuple[int, str]:
-        self.proc.terminate()  # SIGTERM
+        os.kill(self.device_pid(), signal.SIGTERM)  # a wrapper exits with the device's status
         out, _ = self.proc.communicate(timeout=timeout)
         self.stdout += out
         err = self.stderr()
@@ -164,6 +185,8 @@ class DeviceProcess:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.device_pid(), signal.SIGKILL)
             self.proc.kill()
             self.proc.communicate()
         self._stderr.close()

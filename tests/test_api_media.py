@@ -49,7 +49,7 @@ def test_library_is_listed_in_play_order_with_the_spec_shape(app: Flask, device:
     assert [i["position"] for i in items] == [0, 1]
     for item in items:
         assert set(item) >= ITEM_KEYS
-        assert item["preview_url"] == f"/api/media/{item['id']}/preview.gif"
+        assert item["preview_url"] == f"/api/media/{item['id']}/preview.gif"  # ?v=… once re-rendered
     assert items[0]["kind"] == "gif" and items[0]["frames"] == 2
 
 

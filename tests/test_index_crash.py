@@ -2,8 +2,8 @@
 
 The writer (tests/index_writer.py) prints ``BEGIN`` before and ``ACK`` after each change. After
 a kill we reopen the library (start-up recovery runs) and check: every acknowledged change is
-there, the one change in flight is wholly there or wholly absent, every item has its frame file,
-every frame file has its item, ``frames/.tmp`` is empty and a full fsck (checksums) is clean.
+there, the one change in flight is wholly there or wholly absent, every item has its frame file
+(and its kept original, when it has one), every frame file and every original has its item, ``frames/.tmp`` is empty and a full fsck (checksums) is clean.
 
 Two ways to kill: at random moments (seeded; ``LOOP_CRASH_KILLS`` sets how many in the slow
 run), and a deterministic sweep that kills the writer at the n-th call of each of its write,
@@ -54,6 +54,8 @@ def apply(order: list[str], op: str, payload: object) -> list[str]:
     if op == "reorder":
         assert isinstance(payload, list)
         return [str(x) for x in payload]
+    if op in ("rerender", "adopt"):  # the frame file or the original changes, not the order
+        return order
     if op == "move":
         assert isinstance(payload, list)
         target, position = str(payload[0]), int(payload[1])
@@ -96,6 +98,11 @@ def check_recovered(
             figures.inflight_absent += inflight is not None
         files = {p.name for p in lib.frames_dir.iterdir() if p.is_file()}
         assert files == {i.file_name for i in items}, "an entry without its file or a file without its entry"
+        kept = {p.name for p in lib.originals_dir.iterdir()}
+        assert kept == {i.original for i in items if i.original}, "an original without its item or lost"
+        assert all(
+            i.original_bytes == (lib.originals_dir / i.original).stat().st_size for i in items if i.original
+        )
         assert list(lib.tmp_dir.iterdir()) == []
         assert [i.position for i in items] == list(range(len(items)))
         report = lib.fsck()

@@ -1,7 +1,8 @@
 """The library against a dict-and-list model, through changes, reopenings and crashes.
 
-A crash is simulated the way a SIGKILL leaves the disk: at a chosen durability step of an add,
-delete or reorder (before an fsync, a rename, an unlink or a commit), the data directory is
+Items may keep an original (from a small pool of contents, so some share one) and may have
+their frame file swapped by a re-render. A crash is simulated the way a SIGKILL leaves the
+disk: at a chosen durability step of an add, delete, reorder or re-render (before an fsync, a rename, an unlink or a commit), the data directory is
 copied as it is at that instant; the machine then continues on the copy (start-up recovery
 runs when it opens) and abandons the original. The in-flight change must then be wholly
 present or wholly absent, and everything acknowledged before it must be there.
@@ -9,6 +10,7 @@ present or wholly absent, and everything acknowledged before it must be there.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -55,14 +57,28 @@ class LibraryMachine(RuleBasedStateMachine):
 
     # --- the model's changes -----------------------------------------------------------
 
-    def _stage(self) -> tuple[Path, Any]:
+    def _stage(self, content: int | None = None) -> tuple[Path, Any, dict[str, Any]]:
+        """A frame file to add, and (with ``content``) the upload to keep as its original."""
         self.seed += 1
         staged = self.lib.staging_path()
-        return staged, make_frame_file(staged, self.seed, frames=1 + self.seed % 3)
+        extra: dict[str, Any] = {}
+        digest = None
+        if content is not None:
+            upload = f"upload number {content}".encode() * 8
+            digest = hashlib.sha256(upload).hexdigest()
+            extra["original"] = self.lib.staging_path(".original")
+            extra["original"].write_bytes(upload)
+        return (
+            staged,
+            make_frame_file(staged, self.seed, frames=1 + self.seed % 3, content_hash=digest),
+            extra,
+        )
 
-    def _model_add(self, item_id: str, name: str) -> None:
+    def _model_add(self, item_id: str, name: str, original: str | None = None) -> None:
         self.order.append(item_id)
-        self.fields[item_id] = {"name": name, "enabled": True, "loops": 1, "min_seconds": 0.0}
+        self.fields[item_id] = {
+            "name": name, "enabled": True, "loops": 1, "min_seconds": 0.0, "original": original,
+        }  # fmt: skip
 
     def _model_delete(self, item_id: str) -> None:
         self.order.remove(item_id)
@@ -70,12 +86,23 @@ class LibraryMachine(RuleBasedStateMachine):
 
     # --- rules -------------------------------------------------------------------------
 
-    @rule()
-    def add(self) -> None:
-        staged, meta = self._stage()
-        item = self.lib.add(staged, meta)
+    @rule(content=st.none() | st.integers(0, 2))
+    def add(self, content: int | None) -> None:
+        staged, meta, extra = self._stage(content)
+        item = self.lib.add(staged, meta, **extra)
         assert item.position == len(self.order)
-        self._model_add(item.id, meta.name)
+        self._model_add(item.id, meta.name, item.original)
+        assert (item.original is not None) == (content is not None)
+
+    @precondition(lambda self: self.order)
+    @rule(data=st.data())
+    def rerender(self, data: st.DataObject) -> None:
+        target = data.draw(st.sampled_from(self.order))
+        staged, meta, _ = self._stage()
+        item = self.lib.replace_frames(
+            target, staged, frames=meta.frames, duration_ms=meta.duration_ms, render={}
+        )
+        assert item.frames == meta.frames and item.render == {}
 
     @precondition(lambda self: self.order)
     @rule(data=st.data())
@@ -142,8 +169,13 @@ class LibraryMachine(RuleBasedStateMachine):
         self.lib = Library(self.data).open()
         assert self.lib.recovery_report is not None and self.lib.recovery_report.ok
 
-    @rule(op=st.sampled_from(["add", "delete", "reorder"]), step=st.integers(0, 8), data=st.data())
-    def crash(self, op: str, step: int, data: st.DataObject) -> None:
+    @rule(
+        op=st.sampled_from(["add", "delete", "reorder", "rerender"]),
+        step=st.integers(0, 10),
+        content=st.none() | st.integers(0, 2),
+        data=st.data(),
+    )
+    def crash(self, op: str, step: int, content: int | None, data: st.DataObject) -> None:
         self.copies += 1
         copy = self.root / f"d{self.copies}"
         calls = {"n": 0}
@@ -161,16 +193,23 @@ class LibraryMachine(RuleBasedStateMachine):
 
         before = list(self.order)
         after: list[str]
-        added: tuple[str, str] | None = None
+        added: tuple[str, str, str | None] | None = None
         for name in DURABLE_STEPS:
             setattr(durable, name, hooked(name))
         try:
             if op == "add":
-                staged, meta = self._stage()
+                staged, meta, extra = self._stage(content)
                 item_id = f"c{self.copies}"
-                added = (item_id, meta.name)
+                added = (item_id, meta.name, meta.content_hash if extra else None)
                 after = [*before, item_id]
-                self.lib.add(staged, meta, item_id=item_id)
+                self.lib.add(staged, meta, item_id=item_id, **extra)
+            elif op == "rerender" and before:
+                target = data.draw(st.sampled_from(before))
+                staged, meta, _ = self._stage()
+                after = list(before)
+                self.lib.replace_frames(
+                    target, staged, frames=meta.frames, duration_ms=meta.duration_ms, render={}
+                )
             elif op == "delete" and before:
                 victim = data.draw(st.sampled_from(before))
                 after = [x for x in before if x != victim]
@@ -213,8 +252,13 @@ class LibraryMachine(RuleBasedStateMachine):
 
     @invariant()
     def files_match_entries(self) -> None:
+        items = self.lib.items()
         files = {p.name for p in self.lib.frames_dir.iterdir() if p.is_file()}
-        assert files == {f"{x}.loop" for x in self.order}
+        assert files == {i.file_name for i in items} and len(files) == len(self.order)
+        assert all(i.file_name.startswith(i.id) for i in items)
+        kept = {p.name for p in self.lib.originals_dir.iterdir()}
+        assert kept == {self.fields[x]["original"] for x in self.order} - {None}
+        assert {i.id: i.original for i in items} == {x: self.fields[x]["original"] for x in self.order}
 
 
 LibraryMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=15, deadline=None)

@@ -296,16 +296,30 @@ def test_sleep_and_wake(rig: Rig) -> None:
     assert any(rig.shows(a.id, k) for k in range(4))
 
 
-def test_a_file_made_for_another_rotation_is_skipped_with_a_fault(rig: Rig) -> None:
+def test_a_file_made_for_another_rotation_plays_fitted_on_the_fly(rig: Rig) -> None:
+    # A landscape file (320x240) on the portrait panel: scaled whole into the middle, bars above
+    # and below, with only the changed parts sent after the first frame.
     path = rig.library.staging_path()
     writer = FrameFileWriter(path, H, W)
-    writer.add_frame(rgb888_to_rgb565(np.zeros((W, H, 3), np.uint8)), 100)
+    red = np.zeros((W, H, 3), np.uint8)
+    red[:] = (255, 0, 0)
+    moved = red.copy()
+    moved[100:140, 140:180] = (255, 255, 255)
+    writer.add_frame(rgb888_to_rgb565(red), 100)
+    writer.add_frame(rgb888_to_rgb565(moved), 100)
     writer.commit()
-    rig.library.add(path, NewItem("wide", "image", 1, 100, H, W, "wide.png", "x"))
-    good = rig.add(square_frames(2), 100, name="good")
-    rig.player.step()
-    assert rig.player.status().current == good.id
-    assert any("another rotation" in f for f in rig.player.status().faults)
+    wide = rig.library.add(path, NewItem("wide", "gif", 2, 200, H, W, "wide.gif", "x"))
+    rig.player.run_frames(1)
+    assert rig.player.status().current == wide.id
+    glass = rig.glass()
+    assert tuple(glass[160, 10]) == (255, 0, 0) and tuple(glass[160, 230]) == (255, 0, 0)
+    assert tuple(glass[40, 120]) == (0, 0, 0) and tuple(glass[300, 120]) == (0, 0, 0)  # the bars
+    assert tuple(glass[71, 120]) == (255, 0, 0) and tuple(glass[248, 120]) == (255, 0, 0)  # 240x180 box
+    before = rig.display.stats.bytes
+    rig.player.run_frames(1)
+    assert tuple(rig.glass()[160, 120]) == (255, 255, 255)  # the white square, fitted: 30x30 at (105, 145)
+    assert rig.display.stats.bytes - before < FULL // 10  # only the square's rectangle was sent
+    assert not rig.player.status().faults
 
 
 def test_evict_single_threaded_moves_off_at_once(rig: Rig) -> None:

@@ -143,3 +143,16 @@ def test_curl_upload_is_refused_only_for_browser_and_rebinding_markers(
         f'"$CURL_BIN" -s -o /dev/null -w "%{{http_code}}" {extra} -F file=@cat.gif http://127.0.0.1:$PORT/api/media'
     )
     assert result.stdout == status, result.stderr
+
+
+def test_the_readme_settings_lines_work(served: tuple[SimServices, Shell]) -> None:
+    device, shell = served
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Settings, live from the dashboard\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
+    commands = [re.sub(r"\s+#\s.*$", "", line).strip() for line in block.splitlines()]
+    for command in filter(None, commands):
+        result = shell.run(command)
+        assert result.returncode == 0, (command, result.stderr)
+    settings = device.settings.current()
+    assert (settings.rotation, settings.fit, settings.shuffle, settings.night) == (90, "cover", True, None)

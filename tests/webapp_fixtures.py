@@ -24,9 +24,13 @@ from flask import Flask
 from libloop.clock import FakeClock, MonotonicClock
 from libloop.color import rgb888_to_rgb565
 from libloop.health import FakeWifi, ResourceMonitor, Supervisor
+from libloop.ili9341 import Rotation
 from libloop.index import Item, Library, NewItem
 from libloop.media.framefile import FrameFileWriter
+from libloop.media.rerender import Rerenderer
 from libloop.player.player import Player, evict_and_delete
+from libloop.settings import DeviceSettings
+from libloop.settings.live import LiveSettings
 from sim.wiring import SimWiring
 from webapp import create_app
 
@@ -43,6 +47,7 @@ class SimServices:
         threaded: bool = False,
         max_upload_bytes: int = 16 * MB,
         disk_usage: Callable[[str], Any] | None = None,
+        defaults: DeviceSettings | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.upload_dir = data_dir / "incoming"
@@ -52,11 +57,20 @@ class SimServices:
         self.threaded = threaded
         self.library = Library(data_dir).open()
         self._imports: Any = None
+        # The live settings and the background re-render, composed as loopapp.device does. Unless
+        # ``defaults`` says otherwise, a device whose first-run question was answered.
+        self.settings = LiveSettings(
+            self.library, defaults if defaults is not None else DeviceSettings(orientation_asked=True)
+        )
+        self.rerender = Rerenderer(
+            self.library, self.settings.wanted, worker="inline", on_change=lambda: self.imports.poke()
+        )
         clock = MonotonicClock() if threaded else FakeClock(0.0)
         self.wiring = SimWiring(clock=clock)
-        self.display = self.wiring.display()
+        self.display = self.wiring.display(rotation=Rotation(self.settings.current().rotation))
         self.display.open()
-        self.player = Player(self.display, self.library, clock=clock)
+        self.player = Player(self.display, self.library, clock=clock, settings=self.settings.play_settings)
+        self.settings.attach(player=self.player, rerender=self.rerender)
         self.resources = (
             ResourceMonitor(data_dir)
             if disk_usage is None
@@ -81,6 +95,8 @@ class SimServices:
             self._imports = ImportQueue(
                 self.library, staging_dir=self.upload_dir, worker="inline", dedupe=True
             )
+            self.settings.attach(imports=self._imports)
+            self._imports.set_background(self.rerender)
         return self._imports
 
     def delete_item(self, item_id: str) -> None:
@@ -88,7 +104,7 @@ class SimServices:
 
     def display_png(self) -> bytes:
         out = io.BytesIO()
-        self.wiring.snapshot().save(out, format="PNG")
+        self.wiring.snapshot(self.display.rotation).save(out, format="PNG")
         return out.getvalue()
 
     def display_image(self) -> Any:
@@ -120,6 +136,7 @@ class SimServices:
             self._imports = None
 
     def close(self) -> None:
+        self.rerender.close()
         self.player.stop()
         close_imports = getattr(self._imports, "close", None)
         if close_imports is not None:

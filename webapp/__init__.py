@@ -29,7 +29,7 @@ def create_app(services: Services, config: Mapping[str, Any] | None = None) -> F
         config: Flask config overrides, e.g. ``{"LOOP_IMPORT_WAIT_S": 60}``, ``SECRET_KEY``, or
             ``LOOP_ALLOWED_HOSTS`` (more Host names to answer to; see ``webapp.security``).
     """
-    from webapp import api_media, api_player, api_system, api_tokens, errors, security
+    from webapp import api_media, api_player, api_settings, api_system, api_tokens, errors, security
 
     app = Flask(__name__, static_folder=None)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -52,6 +52,7 @@ def create_app(services: Services, config: Mapping[str, Any] | None = None) -> F
     app.register_blueprint(api_player.bp)
     app.register_blueprint(api_system.bp)
     app.register_blueprint(api_tokens.bp)
+    app.register_blueprint(api_settings.bp)
 
     @app.get("/")
     def index() -> Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
 import re
@@ -25,7 +26,7 @@ from flask import Blueprint, Flask, Request, Response, current_app, jsonify, req
 from flask import g as flask_g
 
 from libloop.color import rgb565_to_rgb888
-from libloop.errors import LoopError
+from libloop.errors import FrameFileError, LoopError
 from webapp.errors import ApiError, json_object, status_for_code
 from webapp.services import ItemLike, JobLike, Services, get_services, services
 
@@ -183,17 +184,34 @@ def _received_files() -> list[Any]:
 
 
 def item_json(item: ItemLike) -> dict[str, Any]:
-    """An item as the API answers it: the SPEC shape plus its preview address."""
-    body = item.to_dict()
-    body["preview_url"] = f"/api/media/{item.id}/preview.gif"
-    return body
+    """An item as the API answers it: the SPEC shape plus its preview address and re-render state.
+
+    ``rerender`` is "pending" while a new frame file is being made for the current settings,
+    "needs_upload" when it has no kept original and no longer fits the panel (re-upload it to
+    re-render it), "failed", or null when its frames are up to date.
+    """
+    return _api_item(item.to_dict())
+
+
+def _api_item(body: dict[str, Any]) -> dict[str, Any]:
+    """An item's dict as the API shows it (the original's file name stays inside the device)."""
+    item_id = str(body["id"])
+    settings = getattr(services(), "settings", None)
+    # The frame file's name changes when the item is rendered again: a new address, a new picture.
+    version = str(body.get("file_name", "")).removesuffix(".loop").rpartition("-")[2]
+    return {
+        **body,
+        "preview_url": f"/api/media/{item_id}/preview.gif" + (f"?v={version}" if version != item_id else ""),
+        "original": body.get("original") is not None,
+        "rerender": settings.item_state(item_id) if settings is not None else None,
+    }
 
 
 def job_json(job_dict: dict[str, Any]) -> dict[str, Any]:
     """A job as the API answers it (its item, once imported, with its preview address)."""
     item = job_dict.get("item")
     if isinstance(item, dict) and "id" in item:
-        job_dict = {**job_dict, "item": {**item, "preview_url": f"/api/media/{item['id']}/preview.gif"}}
+        job_dict = {**job_dict, "item": _api_item(item)}
     return job_dict
 
 
@@ -266,7 +284,7 @@ def get_job(job_id: str) -> Response:
 
 
 def _patch_fields(body: dict[str, Any]) -> dict[str, Any]:
-    allowed = {"name", "enabled", "loops", "min_seconds"}
+    allowed = {"name", "enabled", "loops", "min_seconds", "fit", "seconds", "dither"}
     unknown = sorted(set(body) - allowed)
     if unknown:
         raise ApiError(
@@ -298,6 +316,32 @@ def _patch_fields(body: dict[str, Any]) -> dict[str, Any]:
                 400, "invalid_request", "'min_seconds' must be a number of seconds from 0 to 86400."
             )
         fields["min_seconds"] = float(secs)
+    if "fit" in body:
+        fit = body["fit"]
+        if fit is not None and fit not in ("contain", "cover", "stretch"):
+            raise ApiError(
+                400,
+                "invalid_request",
+                "'fit' must be contain, cover, stretch or null (the device's setting).",
+            )
+        fields["fit"] = fit
+    if "dither" in body:
+        if body["dither"] is not None and not isinstance(body["dither"], bool):
+            raise ApiError(
+                400, "invalid_request", "'dither' must be true, false or null (the device's setting)."
+            )
+        fields["dither"] = body["dither"]
+    if "seconds" in body:
+        secs = body["seconds"]
+        if secs is not None and (
+            isinstance(secs, bool) or not isinstance(secs, int | float) or not 0.5 <= secs <= 86400
+        ):
+            raise ApiError(
+                400,
+                "invalid_request",
+                "'seconds' must be a number of seconds from 0.5 to 86400, or null (the default).",
+            )
+        fields["seconds"] = None if secs is None else float(secs)
     return fields
 
 
@@ -307,6 +351,8 @@ def patch_media(item_id: str) -> Response:
     svc = services()
     fields = _patch_fields(json_object())
     item = svc.library.update(item_id, **fields) if fields else svc.library.get(item_id)
+    if "fit" in fields or "dither" in fields:
+        svc.settings.item_changed()  # its frames may need rendering again
     return jsonify(item_json(item))
 
 
@@ -341,14 +387,27 @@ _preview_lock = threading.Lock()
 def _remove_previews(preview_dir: Path, item_id: str, keep: Path | None = None) -> None:
     if not _ID_CHARS.match(item_id):
         return
-    for old in preview_dir.glob(f"{item_id}-*.gif"):
+    prefix = f"{item_id}-"
+    try:
+        # Not Path.glob: a pattern per item id would stay in fnmatch's cache for good.
+        names = [
+            name for name in os.listdir(preview_dir) if name.startswith(prefix) and name.endswith(".gif")
+        ]
+    except OSError:
+        return
+    for name in names:
+        old = preview_dir / name
         if old != keep:
             with contextlib.suppress(OSError):
                 old.unlink()
 
 
-def render_preview(frame_path: Path, dest: Path) -> None:
-    """Write a half-size animated GIF of a frame file (at most ``PREVIEW_MAX_FRAMES`` frames)."""
+def render_preview(frame_path: Path) -> bytes:
+    """A half-size animated GIF of a frame file (at most ``PREVIEW_MAX_FRAMES`` frames), in memory.
+
+    Raises:
+        FrameFileError: the frame file is missing, unreadable or damaged.
+    """
     from PIL import Image
 
     from libloop.media.framefile import FrameFile
@@ -363,17 +422,28 @@ def render_preview(frame_path: Path, dest: Path) -> None:
             half = np.ascontiguousarray(rgb[::2, ::2])
             images.append(Image.fromarray(half, "RGB"))
             durations.append(max(20, sum(ff.durations_ms[start : start + step])))
+    out = io.BytesIO()
+    images[0].save(
+        out,
+        format="GIF",
+        save_all=len(images) > 1,
+        append_images=images[1:],
+        duration=durations if len(images) > 1 else durations[0],
+        loop=0,
+    )
+    return out.getvalue()
+
+
+def _cache_preview(dest: Path, data: bytes) -> bool:
+    """Keep a rendered preview on disk; False when the disk refuses (full, read-only)."""
     tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
     try:
-        images[0].save(
-            tmp,
-            format="GIF",
-            save_all=len(images) > 1,
-            append_images=images[1:],
-            duration=durations if len(images) > 1 else durations[0],
-            loop=0,
-        )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
         tmp.replace(dest)
+        return True
+    except OSError:
+        return False
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -381,21 +451,42 @@ def render_preview(frame_path: Path, dest: Path) -> None:
 
 @bp.get("/media/<item_id>/preview.gif")
 def preview(item_id: str) -> Response:
-    """A small animated GIF of the item as the panel shows it, rendered once and cached."""
+    """A small animated GIF of the item as the panel shows it, rendered once and cached.
+
+    When the disk cannot keep the rendered preview (full, read-only) it is served from memory;
+    a missing or damaged frame file answers 409 with the sentence that says so.
+    """
     svc = services()
     item = svc.library.get(item_id)  # 404 for an unknown id
     if not _ID_CHARS.match(item_id):
         raise ApiError(404, "not_found", f"No item with id {item_id!r} is in the library.")
     frame_path = svc.library.frame_path(item)
-    stat = frame_path.stat()
+    try:
+        stat = frame_path.stat()
+    except OSError as exc:
+        raise FrameFileError(
+            f"The frame file of item {item_id!r} cannot be read ({exc.strerror}); "
+            "run `loop fsck --repair` or re-import the item."
+        ) from exc
     dest = svc.preview_dir / f"{item_id}-{stat.st_mtime_ns:x}-{stat.st_size:x}.gif"
-    if not dest.exists():
+    data: bytes | None = None
+    with contextlib.suppress(OSError):
+        data = dest.read_bytes()
+    if data is not None and not (data.startswith(b"GIF8") and data.endswith(b";")):
+        data = None  # cut short by a power cut (written, renamed, not yet on the card): render again
+    if data is None:
         with _preview_lock:
-            if not dest.exists():
-                svc.preview_dir.mkdir(parents=True, exist_ok=True)
-                render_preview(frame_path, dest)
+            data = render_preview(frame_path)
+            if _cache_preview(dest, data):
                 _remove_previews(svc.preview_dir, item_id, keep=dest)
-    return send_file(dest, mimetype="image/gif", conditional=True, etag=True, max_age=0)
+    return send_file(
+        io.BytesIO(data),
+        mimetype="image/gif",
+        conditional=True,
+        etag=dest.stem,
+        max_age=0,
+        last_modified=None,
+    )
 
 
 def init_app(app: Flask) -> None:

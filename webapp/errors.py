@@ -8,6 +8,7 @@ only decides the HTTP status for each.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -36,8 +37,13 @@ class ApiError(Exception):
 
 # Most specific class first: the first isinstance match decides the status.
 _STATUS_BY_CLASS: list[tuple[type[lerr.LoopError], int]] = [
+    (lerr.LibraryDamaged, 503),
+    (lerr.LibraryUnavailable, 503),
+    (lerr.StorageError, 503),
+    (lerr.FrameFileError, 409),
     (lerr.ItemNotFound, 404),
     (lerr.TokenNotFound, 404),
+    (lerr.InvalidSetting, 400),
     (lerr.InvalidChange, 422),
     (lerr.LibraryError, 409),
     (lerr.UnsupportedMedia, 415),
@@ -126,6 +132,15 @@ def init_app(app: Flask) -> None:
             response.headers["Allow"] = exc.get_response().headers["Allow"]
         return response, status
 
+    @app.errorhandler(OSError)
+    def _os_error(exc: OSError) -> tuple[Response, int]:
+        status, code, message = os_error_answer(exc)
+        if status >= 500 and status not in (503, 507):
+            log.exception("unexpected error in %s %s", request.method, request.path)
+        else:
+            log.warning("%s %s failed: %s", request.method, request.path, exc)
+        return error_response(status, code, message)
+
     @app.errorhandler(Exception)
     def _bug(exc: Exception) -> tuple[Response, int]:
         log.exception("unexpected error in %s %s", request.method, request.path)
@@ -134,6 +149,31 @@ def init_app(app: Flask) -> None:
             "internal_error",
             "LOOP hit an unexpected problem (a bug); the details are in the device log.",
         )
+
+
+def os_error_answer(exc: OSError) -> tuple[int, str, str]:
+    """(status, code, sentence) for an ``OSError`` no route handled: the disk's, most often."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            507,
+            "disk_full",
+            "The SD card is full, so this could not be done; delete some media and try again.",
+        )
+    if exc.errno == errno.EROFS:
+        return (
+            503,
+            "storage_read_only",
+            "The SD card is read-only (it may be failing), so nothing can be changed now; "
+            "check it with `loop doctor` and restart LOOP.",
+        )
+    if exc.errno == errno.EIO:
+        return (
+            503,
+            "storage_error",
+            "The SD card reported an I/O error (it may be failing); copy the data directory "
+            "somewhere safe and run `loop fsck`.",
+        )
+    return 500, "internal_error", "LOOP hit an unexpected problem (a bug); the details are in the device log."
 
 
 def json_object() -> dict[str, Any]:

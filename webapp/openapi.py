@@ -39,7 +39,7 @@ def _errors(*codes: int) -> dict[str, Schema]:
         421: "The Host header names a host this device is not (DNS rebinding guard).",
         422: "Well-formed but invalid (e.g. not a permutation; a damaged or too large file).",
         429: "Too many wrong passwords; wait a minute.",
-        503: "The panel hardware did not answer.",
+        503: "The panel hardware or the SD card did not answer (I/O error, read-only, no library).",
         507: "Not enough free space on the device.",
     }
     return {str(code): _error(words[code]) for code in codes}
@@ -78,6 +78,48 @@ _SCHEMAS: dict[str, Schema] = {
             "enabled": {"type": "boolean"},
             "position": {"type": "integer", "minimum": 0},
             "preview_url": {"type": "string", "description": "Address of the item's animated GIF preview."},
+            "fit": {
+                "type": "string",
+                "enum": ["contain", "cover", "stretch"],
+                "nullable": True,
+                "description": "The item's own fit; null: the device's setting.",
+            },
+            "seconds": {
+                "type": "number",
+                "nullable": True,
+                "description": "How long a still, or a whole animation, stays on; null: the device's "
+                "still_seconds for a still, one play (times loops) for an animation.",
+            },
+            "loops": {"type": "integer", "minimum": 1, "description": "Plays of an animation per turn."},
+            "dither": {
+                "type": "boolean",
+                "nullable": True,
+                "description": "The item's own dithering; null: the device's setting.",
+            },
+            "render": {
+                "type": "object",
+                "nullable": True,
+                "description": "What its frame file was rendered for: width, height, fit, dither, "
+                "background (null: unknown, imported before this was recorded).",
+            },
+            "original": {
+                "type": "boolean",
+                "description": "The upload is kept, so a new rotation or fit can render it again.",
+            },
+            "original_bytes": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Size of the kept original (items of the same content share one file).",
+            },
+            "size_bytes": {"type": "integer", "minimum": 0, "description": "Size of the frame file."},
+            "rerender": {
+                "type": "string",
+                "enum": ["pending", "needs_upload", "failed"],
+                "nullable": True,
+                "description": "pending: being rendered again for the current settings; "
+                "needs_upload: no kept original and its frames no longer fit the panel (shown "
+                "fitted on the fly; re-upload it to re-render it); null: up to date.",
+            },
         },
     },
     "Library": {
@@ -135,6 +177,108 @@ _SCHEMAS: dict[str, Schema] = {
             "enabled": {"type": "boolean"},
             "loops": {"type": "integer", "minimum": 1, "maximum": 1000},
             "min_seconds": {"type": "number", "minimum": 0, "maximum": 86400},
+            "fit": {"type": "string", "enum": ["contain", "cover", "stretch"], "nullable": True},
+            "seconds": {"type": "number", "minimum": 0.5, "maximum": 86400, "nullable": True},
+            "dither": {"type": "boolean", "nullable": True},
+        },
+    },
+    "Night": {
+        "type": "object",
+        "description": "The panel sleeps (brightness 0) or dims from start to end, local time, "
+        "on the evenings of days.",
+        "required": ["start", "end", "days", "brightness"],
+        "properties": {
+            "start": {"type": "string", "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$"},
+            "end": {"type": "string", "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$"},
+            "days": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]},
+            },
+            "brightness": {"type": "integer", "minimum": 0, "maximum": 100},
+        },
+    },
+    "Settings": {
+        "type": "object",
+        "required": [
+            "rotation",
+            "fit",
+            "dither",
+            "background",
+            "still_seconds",
+            "shuffle",
+            "night",
+            "orientation_asked",
+            "panel",
+            "rerender",
+        ],
+        "properties": {
+            "rotation": {"type": "integer", "enum": [0, 90, 180, 270]},
+            "fit": {"type": "string", "enum": ["contain", "cover", "stretch"]},
+            "dither": {"type": "boolean"},
+            "background": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
+            "still_seconds": {"type": "number"},
+            "shuffle": {"type": "boolean"},
+            "night": {"allOf": [_ref("Night")], "nullable": True},
+            "orientation_asked": {
+                "type": "boolean",
+                "description": "The dashboard asked for the orientation once (first run).",
+            },
+            "panel": {
+                "type": "object",
+                "required": ["width", "height"],
+                "properties": {"width": {"type": "integer"}, "height": {"type": "integer"}},
+            },
+            "rerender": {
+                "type": "object",
+                "required": ["done", "total", "running"],
+                "description": "The background re-render after a change of rotation, fit or colours.",
+                "properties": {
+                    "done": {"type": "integer", "minimum": 0},
+                    "total": {"type": "integer", "minimum": 0},
+                    "running": {"type": "boolean"},
+                    "current": {"type": "object", "nullable": True},
+                    "needs_upload": {
+                        "type": "array",
+                        "description": "Items with no kept original whose frames no longer fit: "
+                        "re-upload them to re-render them.",
+                        "items": {"type": "object"},
+                    },
+                    "failed": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        },
+    },
+    "SettingsPatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "rotation": {"type": "integer", "enum": [0, 90, 180, 270]},
+            "fit": {"type": "string", "enum": ["contain", "cover", "stretch"]},
+            "dither": {"type": "boolean"},
+            "background": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
+            "still_seconds": {"type": "number", "minimum": 0.5, "maximum": 86400},
+            "shuffle": {"type": "boolean"},
+            "night": {
+                "type": "object",
+                "nullable": True,
+                "description": "Fields left out keep their value (or 22:00, 07:00, every day, 0).",
+                "additionalProperties": False,
+                "properties": {
+                    "start": {"type": "string", "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$"},
+                    "end": {"type": "string", "pattern": "^([01]?[0-9]|2[0-3]):[0-5][0-9]$"},
+                    "days": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "string",
+                            "enum": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                        },
+                    },
+                    "brightness": {"type": "integer", "minimum": 0, "maximum": 100},
+                },
+            },
+            "orientation_asked": {"type": "boolean"},
         },
     },
     "Playlist": {
@@ -406,6 +550,7 @@ _PATHS: dict[str, Schema] = {
                         "content": {"image/gif": {"schema": {"type": "string", "format": "binary"}}},
                     },
                     **_errors(401, 404),
+                    "409": _error("The item's frame file is missing or damaged (`loop fsck --repair`)."),
                 },
                 params=[_ITEM_ID],
             ),
@@ -520,6 +665,22 @@ _PATHS: dict[str, Schema] = {
             state_changing=True,
         )
     },
+    "/api/settings": {
+        "get": _op(
+            "The live settings, the panel's size and the progress of a background re-render.",
+            {"200": _json(_ref("Settings"), "The settings now."), **_errors(401)},
+        ),
+        "patch": _op(
+            "Change any of the settings, live. A new rotation turns the panel before this answers; "
+            "a new rotation, fit, dither or background re-renders the library in the background.",
+            {
+                "200": _json(_ref("Settings"), "The settings after the change."),
+                **_errors(400, 401, 403, 413, 415),
+            },
+            body=_ref("SettingsPatch"),
+            state_changing=True,
+        ),
+    },
     "/api/settings/password": {
         "post": _op(
             "Set the dashboard password, or remove it with null or an empty string.",
@@ -534,6 +695,18 @@ _PATHS: dict[str, Schema] = {
 }
 
 
+def _with_storage_errors(paths: Schema) -> Schema:
+    """Any call may meet a failing SD card (503); any change, a full one (507)."""
+    out = copy.deepcopy(paths)
+    for operations in out.values():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            responses.setdefault("503", _errors(503)["503"])
+            if method != "get":
+                responses.setdefault("507", _errors(507)["507"])
+    return out
+
+
 @cache
 def _document() -> Schema:
     return {
@@ -542,11 +715,12 @@ def _document() -> Schema:
             "title": "LOOP",
             "version": "1.0.0",
             "description": "Manage a LOOP desk display: its media library, play order and player. "
-            'Errors are {"error": {"code", "message"}}; a 5xx is a bug (503: hardware not answering). '
+            'Errors are {"error": {"code", "message"}}; a 5xx is a bug, but for 503 (the hardware or the '
+            "SD card not answering) and 507 (the SD card is full). "
             "Scripts need no extra header: cross-site browser requests are refused from what "
             "Sec-Fetch-Site and Origin say, and a Host that is not this device gets 421.",
         },
-        "paths": _PATHS,
+        "paths": _with_storage_errors(_PATHS),
         "components": {
             "schemas": _SCHEMAS,
             "securitySchemes": {

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import socket
 import threading
@@ -35,12 +36,14 @@ from collections.abc import Iterable
 
 from flask import Flask, g, request, session
 
-from libloop.errors import InvalidChange
+from libloop.errors import InvalidChange, LoopError
 from libloop.index.access import SESSION_LIFETIME_S
 from webapp.errors import ApiError
 from webapp.origin import HostPolicy, cross_origin_refusal
 from webapp.services import LibraryLike, get_services
 from webapp.throttle import LoginThrottle, retry_after_header
+
+log = logging.getLogger(__name__)
 
 PASSWORD_KEY = "web.password"
 SECRET_KEY_SETTING = "web.secret_key"
@@ -190,7 +193,10 @@ def _secret_key(library: LibraryLike) -> str:
     if isinstance(key, str) and len(key) >= 32:
         return key
     key = secrets.token_hex(32)
-    library.settings.set(SECRET_KEY_SETTING, key)
+    try:
+        library.settings.set(SECRET_KEY_SETTING, key)
+    except LoopError as exc:  # a full or read-only disk: sessions then last until the next restart
+        log.warning("the session key could not be saved: %s", exc)
     return key
 
 

@@ -106,8 +106,14 @@ class LibraryLike(Protocol):
         enabled: bool | None = None,
         loops: int | None = None,
         min_seconds: float | None = None,
+        fit: Any = ...,
+        seconds: Any = ...,
+        dither: Any = ...,
     ) -> ItemLike:
-        """Change an item's name or play settings; raises ``ItemNotFound``/``InvalidChange``."""
+        """Change an item's name or play settings; raises ``ItemNotFound``/``InvalidChange``.
+
+        ``fit`` and ``seconds`` take None for the device's default; left out, they stay.
+        """
         ...
 
     def reorder(self, ids: Sequence[str]) -> Any:
@@ -147,6 +153,26 @@ class ImportsLike(Protocol):
         ...
 
 
+class SettingsServiceLike(Protocol):
+    """The live device settings (``libloop.settings.live.LiveSettings``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting (SPEC's shape), ``panel`` and the re-render's ``rerender`` progress."""
+        ...
+
+    def patch(self, body: object) -> dict[str, Any]:
+        """Check, store and apply a change; ``to_dict()`` after it (``InvalidSetting`` if wrong)."""
+        ...
+
+    def item_state(self, item_id: str) -> str | None:
+        """An item's re-render state: "pending", "needs_upload", "failed" or None (up to date)."""
+        ...
+
+    def item_changed(self) -> None:
+        """An item's own fit changed: re-render what no longer matches."""
+        ...
+
+
 class StatusLike(Protocol):
     """The player's status (``libloop.player.PlayerStatus``)."""
 
@@ -182,6 +208,7 @@ class Services(Protocol):
         preview_dir: a directory the app may fill with cached preview GIFs (``DATA/previews``);
             the app removes stale files itself.
         max_upload_bytes: the largest request body ``POST /api/media`` accepts.
+        settings: the live device settings (rotation, fit, timing, night, shuffle).
     """
 
     @property
@@ -196,6 +223,8 @@ class Services(Protocol):
     def preview_dir(self) -> Path: ...
     @property
     def max_upload_bytes(self) -> int: ...
+    @property
+    def settings(self) -> SettingsServiceLike: ...
 
     def delete_item(self, item_id: str) -> None:
         """Evict the item from the player, then delete it from the library.

@@ -10,9 +10,21 @@ Problem kinds (``Problem.kind``):
   has the library open, because it may be that process's add in flight).
 - ``tmp_leftover``: a file in ``frames/.tmp`` nobody is writing (repair: remove; same caveat).
 - ``orphan_file``: a file in ``frames/`` no item names (repair: quarantine the file).
+- ``adopted_file``: a sound frame file no item names, with an id never used in this library
+  (repair: add it back to the library from what its metadata block says; see ``rebuild``).
+  Start-up does this only for a database that was empty: a lost index is rebuilt.
+- ``damaged_database``: SQLite cannot read the database (repair, by ``rebuild.repair_damaged``:
+  set it aside in the quarantine, then rebuild the library from the frame files).
+- ``startup``: start-up could not finish its repairs (a full or read-only disk), or it opened
+  the library for reading only.
 - ``missing_file``: an item whose frame file is gone (repair: remove the entry from the play
   order and record it in the quarantine manifest).
 - ``corrupt_file``: a frame file whose checksums fail (repair: quarantine file and entry).
+- ``orphan_original``: a kept original in ``originals/`` that no item names (what a delete or
+  an interrupted add left; repair, at start-up too: remove it, see ``originals.py``).
+- ``missing_original``: an item whose kept original is gone (repair: the item keeps playing
+  and is marked as having no original, so a re-render skips it).
+- ``stray_original``: a file in ``originals/`` not named like an original (repair: quarantine).
 
 Repair never deletes user data: files and entries go to ``DATA/quarantine/<timestamp>/`` with
 a ``manifest.json`` that records each entry as JSON. Start-up runs the quick part: everything
@@ -28,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import durable, schema
+from . import durable, originals, schema
 from .items import Item
 
 if TYPE_CHECKING:
@@ -47,6 +59,12 @@ INCOMING = "incoming"
 ORPHAN_FILE = "orphan_file"
 MISSING_FILE = "missing_file"
 CORRUPT_FILE = "corrupt_file"
+ORPHAN_ORIGINAL = "orphan_original"
+MISSING_ORIGINAL = "missing_original"
+STRAY_ORIGINAL = "stray_original"
+ADOPTED_FILE = "adopted_file"
+DAMAGED_DATABASE = "damaged_database"
+STARTUP = "startup"
 
 
 @dataclass(frozen=True)
@@ -124,10 +142,13 @@ class Quarantine:
             durable.move_durably(file, target)
 
 
-def run(library: Library, *, repair: bool, checksums: bool, startup: bool = False) -> FsckReport:
+def run(
+    library: Library, *, repair: bool, checksums: bool, startup: bool = False, adopt: bool = False
+) -> FsckReport:
     """Check ``library``; repair as described in the module docstring.
 
-    With ``startup`` only crash leftovers are repaired; orphans and missing files are reported.
+    With ``startup`` only crash leftovers are repaired; orphans and missing files are reported,
+    unless ``adopt`` (the database was empty): then sound orphans are added back.
     """
     report = FsckReport()
     quarantine = Quarantine(library.quarantine_dir)
@@ -139,7 +160,10 @@ def run(library: Library, *, repair: bool, checksums: bool, startup: bool = Fals
             _check_tmp(library, report, repair=repair, alone=alone)
             _check_incoming(library, report, repair=repair, alone=alone)
         _check_positions(library, report, repair=repair)
-        _check_files(library, report, quarantine, repair=repair and not startup)
+        with library._exclusive() as alone:
+            adopting = repair and alone and (adopt or not startup)
+            _check_files(library, report, quarantine, repair=repair and not startup, adopt=adopting)
+        _check_originals(library, report, quarantine, repair=repair, startup=startup)
     if checksums:
         _check_checksums(library, report, quarantine, repair=repair)
     report.quarantine = quarantine.path
@@ -161,8 +185,12 @@ def _check_database(conn: sqlite3.Connection, report: FsckReport, *, quick: bool
 
 
 def _check_pending(library: Library, report: FsckReport, *, repair: bool, alone: bool) -> None:
-    rows = library._require().execute("SELECT op, item_id, file_name FROM pending ORDER BY seq").fetchall()
-    for op, item_id, file_name in rows:
+    rows = (
+        library._require()
+        .execute("SELECT op, item_id, file_name, original FROM pending ORDER BY seq")
+        .fetchall()
+    )
+    for op, item_id, file_name, original in rows:
         if op == "unlink":
             if repair:
                 library.finish_unlink(file_name)
@@ -181,7 +209,9 @@ def _check_pending(library: Library, report: FsckReport, *, repair: bool, alone:
                 durable.unlink(library.frames_dir / file_name)
                 durable.fsync_dir(library.frames_dir)
                 with library._transaction("rolling back an interrupted add") as tx:
-                    tx.execute("DELETE FROM pending WHERE op = 'add' AND item_id = ?", (item_id,))
+                    tx.execute("DELETE FROM pending WHERE op = 'add' AND file_name = ?", (file_name,))
+                if original is not None:
+                    originals.collect(library, [original])
             report.problems.append(Problem(PENDING_ADD, message, item_id, file_name, repaired=repair))
 
 
@@ -228,7 +258,11 @@ def _check_positions(library: Library, report: FsckReport, *, repair: bool) -> N
     report.problems.append(Problem(POSITIONS, message, repaired=repair))
 
 
-def _check_files(library: Library, report: FsckReport, quarantine: Quarantine, *, repair: bool) -> None:
+def _check_files(
+    library: Library, report: FsckReport, quarantine: Quarantine, *, repair: bool, adopt: bool = False
+) -> None:
+    from .rebuild import adopt_files
+
     # List the directory first, then read the index: an add commits its intent before its file
     # appears, so any file listed here is already named by an item or an intent below.
     files = {e.name for e in os.scandir(library.frames_dir) if e.is_file(follow_symlinks=False)}
@@ -236,7 +270,10 @@ def _check_files(library: Library, report: FsckReport, quarantine: Quarantine, *
     items = [Item.from_row(r) for r in conn.execute("SELECT * FROM items ORDER BY position")]
     known = {i.file_name for i in items} | {r[0] for r in conn.execute("SELECT file_name FROM pending")}
     report.files_checked = len(files)
-    for name in sorted(files - known):
+    orphans = sorted(files - known)
+    if adopt:
+        orphans = adopt_files(library, orphans, report)
+    for name in orphans:
         path = library.frames_dir / name
         message = f"The file frames/{name} belongs to no item."
         if repair:
@@ -249,6 +286,43 @@ def _check_files(library: Library, report: FsckReport, quarantine: Quarantine, *
         message = f"Item {item.id} ({item.name}) has lost its frame file {item.file_name}."
         repaired = repair and _quarantine_entry(library, quarantine, MISSING_FILE, message, item, None)
         report.problems.append(Problem(MISSING_FILE, message, item.id, str(path), repaired=repaired))
+
+
+def _check_originals(
+    library: Library, report: FsckReport, quarantine: Quarantine, *, repair: bool, startup: bool
+) -> None:
+    """Originals nothing names (removed, at start-up too), items whose original is gone, strays."""
+    if not library.originals_dir.is_dir():
+        return
+    for name in originals.unreferenced(library):
+        removed = repair and name in originals.collect(library, [name])
+        message = f"The kept original originals/{name[:12]}… belongs to no item."
+        report.problems.append(
+            Problem(ORPHAN_ORIGINAL, message, path=str(library.originals_dir / name), repaired=removed)
+        )
+    for path in originals.stray_files(library):
+        message = f"The file originals/{path.name} is not a kept original."
+        fix = repair and not startup
+        if fix:
+            quarantine.record(STRAY_ORIGINAL, message, item=None, file=path)
+        report.problems.append(Problem(STRAY_ORIGINAL, message, path=str(path), repaired=fix))
+    conn = library._require()
+    rows = conn.execute("SELECT * FROM items WHERE original IS NOT NULL ORDER BY position").fetchall()
+    for item in (Item.from_row(r) for r in rows):
+        kept = library.original_path(item)
+        if kept is None or kept.exists():
+            continue
+        message = f"Item {item.id} ({item.name}) has lost its kept original; re-upload it to re-render it."
+        fix = repair and not startup
+        if fix:
+            with library._transaction("forgetting a lost original") as tx:
+                tx.execute(
+                    "UPDATE items SET original = NULL, original_bytes = 0 WHERE id = ? AND original = ?",
+                    (item.id, item.original),
+                )
+                library._bump(tx)
+            library._notify()
+        report.problems.append(Problem(MISSING_ORIGINAL, message, item.id, str(kept), repaired=fix))
 
 
 def _check_checksums(library: Library, report: FsckReport, quarantine: Quarantine, *, repair: bool) -> None:
@@ -285,6 +359,11 @@ def _quarantine_entry(
         quarantine.record(kind, message, item=current, file=moved)
         tx.execute("DELETE FROM items WHERE id = ?", (item.id,))
         tx.execute("UPDATE items SET position = position - 1 WHERE position > ?", (current.position,))
+        original = library.original_path(current)
+        if original is not None and original.exists():
+            shared = tx.execute("SELECT 1 FROM items WHERE original = ?", (current.original,)).fetchone()
+            if shared is None:  # the upload itself is the person's data: set aside with the entry
+                quarantine.record(kind, f"The kept original of item {item.id}.", item=None, file=original)
         library._bump(tx)
     library._notify()
     return True

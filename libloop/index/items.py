@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 import re
@@ -19,6 +20,12 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_NAME = 200
 MAX_LOOPS = 1000
 MAX_MIN_SECONDS = 24 * 3600.0
+#: How each item may be fitted to the panel (None on an item: the device's setting).
+FITS = ("contain", "cover", "stretch")
+#: An item's own play time (``seconds``): from half a second to a day.
+MIN_SECONDS, MAX_SECONDS = 0.5, 24 * 3600.0
+#: Originals are named by the sha256 of their content (64 hex digits).
+ORIGINAL_NAME = re.compile(r"[0-9a-f]{64}")
 #: Characters of the ids the library makes: URL-safe, and never a leading ``-`` that a command
 #: line would take for an option (``loop rm -x3F...``). 12 of them are about 71 bits.
 NEW_ID_ALPHABET = string.ascii_letters + string.digits
@@ -65,6 +72,13 @@ class Item:
     plays per turn and ``min_seconds`` how long it plays at least; ``loop_count`` is the loop
     count the source file asked for (0 = forever). ``file_name`` is the frame file's name in
     ``DATA/frames``.
+
+    ``fit`` and ``dither`` are the item's own (None: the device's), ``seconds`` how long a turn of it lasts
+    (None: a still the device's ``still_seconds``, an animation ``loops`` plays). ``original``
+    names the kept upload in ``DATA/originals`` (None: imported before originals were kept, or
+    without one), ``original_bytes`` its size (items of the same content share one file).
+    ``render`` is what the frame file was rendered for (``{"width", "height", "fit", "dither",
+    "background"}``), None when unknown.
     """
 
     id: str
@@ -84,6 +98,12 @@ class Item:
     created: float
     file_name: str
     size_bytes: int
+    fit: str | None = None
+    seconds: float | None = None
+    dither: bool | None = None
+    original: str | None = None
+    original_bytes: int = 0
+    render: dict[str, Any] | None = dataclasses.field(default=None, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The item as JSON: the HTTP API's item shape plus the extra fields."""
@@ -110,7 +130,23 @@ class Item:
             created=float(row["created"]),
             file_name=row["file_name"],
             size_bytes=int(row["size_bytes"]),
+            fit=row["fit"],
+            seconds=None if row["seconds"] is None else float(row["seconds"]),
+            dither=None if row["dither"] is None else bool(row["dither"]),
+            original=row["original"],
+            original_bytes=int(row["original_bytes"]),
+            render=_render_from(row["render"]),
         )
+
+
+def _render_from(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _is_int(value: object) -> bool:
@@ -165,3 +201,32 @@ def check_enabled(value: object) -> bool:
     if not isinstance(value, bool):
         raise InvalidChange(f"Enabled must be true or false, not {value!r}.")
     return value
+
+
+def check_fit(value: object) -> str | None:
+    """An item's own fit: contain, cover or stretch, or None for the device's setting."""
+    if value is None or (isinstance(value, str) and value in FITS):
+        return value
+    raise InvalidChange(
+        f"An item's fit must be contain, cover, stretch or null (the device's), not {value!r}."
+    )
+
+
+def check_dither(value: object) -> bool | None:
+    """An item's own dithering: true or false, or None for the device's setting."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise InvalidChange(f"An item's dither must be true, false or null (the device's), not {value!r}.")
+
+
+def check_seconds(value: object) -> float | None:
+    """An item's own play time: a number of seconds from 0.5 to 86400, or None for the default."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidChange(f"An item's seconds must be a number or null, not {value!r}.")
+    if not MIN_SECONDS <= value <= MAX_SECONDS:
+        raise InvalidChange(
+            f"An item's seconds must be from {MIN_SECONDS:g} to {MAX_SECONDS:g}, not {value!r}."
+        )
+    return float(value)

@@ -16,6 +16,10 @@ Tables:
 - ``settings``: device settings, JSON values.
 - ``tokens``: named API tokens (only a SHA-256 of each secret), see ``access.py``.
 - ``sessions``: live dashboard logins (only a SHA-256 of each session id), see ``access.py``.
+
+Since version 4 an item may keep its upload's original file in ``DATA/originals/`` (named by
+its content hash, shared by items of the same content) and records the settings its frame
+file was rendered with (``render``, JSON), so a change of rotation or fit can re-render it.
 """
 
 from __future__ import annotations
@@ -83,8 +87,22 @@ def _v3(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE TABLE sessions (hash TEXT PRIMARY KEY, created REAL NOT NULL)")
 
 
+def _v4(conn: sqlite3.Connection) -> None:
+    # Live display settings: per-item fit and seconds, the kept original, what the frames were
+    # rendered for. An add that brings an original names it in its intent, so recovery can
+    # tell an interrupted add's original from a committed item's.
+    conn.execute("ALTER TABLE items ADD COLUMN fit TEXT")
+    conn.execute("ALTER TABLE items ADD COLUMN seconds REAL")
+    conn.execute("ALTER TABLE items ADD COLUMN dither INTEGER")
+    conn.execute("ALTER TABLE items ADD COLUMN original TEXT")
+    conn.execute("ALTER TABLE items ADD COLUMN original_bytes INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE items ADD COLUMN render TEXT")
+    conn.execute("ALTER TABLE pending ADD COLUMN original TEXT")
+    conn.execute("CREATE INDEX items_original ON items (original)")
+
+
 #: MIGRATIONS[n] moves a database from version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The columns each table must have at SCHEMA_VERSION (fsck checks them).
@@ -92,9 +110,9 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
     "items": {
         "id", "name", "kind", "frames", "duration_ms", "width", "height", "enabled", "position",
         "source_name", "content_hash", "loop_count", "created", "file_name", "size_bytes", "loops",
-        "min_seconds",
+        "min_seconds", "fit", "seconds", "dither", "original", "original_bytes", "render",
     },
-    "pending": {"seq", "op", "item_id", "file_name", "staged"},
+    "pending": {"seq", "op", "item_id", "file_name", "staged", "original"},
     "used_ids": {"id"},
     "meta": {"key", "value"},
     "settings": {"key", "value"},

@@ -46,6 +46,28 @@ class Settings:
             library._bump(conn)
         library._notify()
 
+    def update(self, values: dict[str, Any]) -> None:
+        """Store several settings in one durable transaction (all of them or none)."""
+        rows = []
+        for key, value in values.items():
+            try:
+                text = json.dumps(value, allow_nan=False, sort_keys=True)
+            except (TypeError, ValueError) as err:
+                raise InvalidChange(f"The setting {key!r} must be a JSON value ({err}).") from None
+            if len(text.encode()) > MAX_VALUE_BYTES:
+                raise InvalidChange(f"The setting {key!r} is larger than {MAX_VALUE_BYTES} bytes.")
+            rows.append((_check_key(key), text))
+        if not rows:
+            return
+        library = self._library
+        with library._transaction("saving settings") as conn:
+            conn.executemany(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                rows,
+            )
+            library._bump(conn)
+        library._notify()
+
     def delete(self, key: str) -> bool:
         """Remove ``key``; True if it was set."""
         library = self._library

@@ -16,10 +16,20 @@ and out). Layout, all integers little-endian:
   the first region and region count;
 * region table (24 bytes a region): x0, y0, x1, y1 (inclusive), data offset, data length.
 
+The header's file size is where the frame data ends: what follows it is not part of the frame
+format (the index keeps its metadata block there, see ``framemeta``), so a reader refuses a
+file shorter than that size and ignores anything after it.
+
 Regions of frame i are against frame i-1; frame 0's are against the LAST frame, for the loop.
 A still (one frame) has no regions. The writer streams (it keeps only the first and the
 previous frame) and commits atomically: ``dest.partial`` in the same directory, fsync, rename,
 fsync the directory. A crash leaves the whole file or nothing.
+
+Reading: ``FrameFile.open(path)`` reads frames with ``preadv`` into two buffers of its own
+(one whole frame, one frame's regions), straight from the page cache. A memory map is the
+other way (``mapped=True``: zero-copy views) but a mapped page of a file that someone
+truncates kills the process with SIGBUS, which Python cannot catch; a read only comes back
+short, and the frame is refused with ``FrameFileError``. The device plays from reads.
 """
 
 from __future__ import annotations
@@ -30,10 +40,11 @@ import mmap
 import os
 import struct
 import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, NoReturn, Self
+from typing import Any, BinaryIO, NoReturn, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -48,7 +59,9 @@ __all__ = [
     "FrameFile",
     "FrameFileWriter",
     "Region",
+    "data_end",
     "verify_file",
+    "write_item_meta",
 ]
 
 MAGIC = b"LOOPFRM\x00"
@@ -310,34 +323,125 @@ def _fsync_dir(path: Path) -> None:
 
 # --- reading ---------------------------------------------------------------------------
 
+_preadv = getattr(os, "preadv", None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    width: int
+    height: int
+    loop_count: int
+    data_size: int
+    frames: list[_FrameEntry]
+    regions: list[_RegionEntry]
+
+
+def _damaged(path: Path, what: str) -> FrameFileError:
+    return FrameFileError(f"Frame file {path.name} is damaged ({what}); re-import the item.")
+
+
+def _parse(path: Path, read: Callable[[int, int], bytes], size: int) -> _Parsed:
+    """Validate the header and the tables, read through ``read(offset, length)``."""
+    header = read(0, _HEADER.size)
+    if len(header) < _HEADER.size:
+        raise FrameFileError(f"{path.name} is too short to be a frame file; re-import the item.")
+    (
+        magic,
+        version,
+        header_size,
+        width,
+        height,
+        pixfmt,
+        _,
+        n_frames,
+        loop_count,
+        n_regions,
+        _,
+        ft_off,
+        rt_off,
+        file_size,
+        crc,
+    ) = _HEADER.unpack(header)
+    if magic != MAGIC:
+        raise FrameFileError(f"{path.name} is not a LOOP frame file; re-import the item.")
+    if version != FORMAT_VERSION or header_size != _HEADER.size:
+        raise FrameFileError(
+            f"Frame file {path.name} has format version {version}, this LOOP reads {FORMAT_VERSION}; "
+            "re-import the item."
+        )
+    if pixfmt != PIXEL_FORMAT_RGB565_BE:
+        raise _damaged(path, f"unknown pixel format {pixfmt}")
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or n_frames < 1:
+        raise _damaged(path, f"size {width}x{height}, {n_frames} frames")
+    if file_size > size:
+        raise _damaged(path, f"{size} bytes on disk, header says {file_size}")
+    ft_end = ft_off + n_frames * _FRAME.size
+    rt_end = rt_off + n_regions * _REGION.size
+    if not (_HEADER.size <= ft_off <= ft_end <= file_size and _HEADER.size <= rt_off <= rt_end <= file_size):
+        raise _damaged(path, "tables outside the file")
+    frame_table = read(ft_off, ft_end - ft_off)
+    region_table = read(rt_off, rt_end - rt_off)
+    if len(frame_table) != ft_end - ft_off or len(region_table) != rt_end - rt_off:
+        raise _damaged(path, "cut off inside its tables")
+    blank = bytearray(header)
+    struct.pack_into("<I", blank, _CRC_OFFSET, 0)
+    if zlib.crc32(region_table, zlib.crc32(frame_table, zlib.crc32(blank))) != crc:
+        raise _damaged(path, "header checksum mismatch")
+    frame_bytes = width * height * 2
+    regions: list[_RegionEntry] = []
+    for x0, y0, x1, y1, off, length, _ in _REGION.iter_unpack(region_table):
+        if not (x0 <= x1 < width and y0 <= y1 < height):
+            raise _damaged(path, f"region {len(regions)} outside the frame")
+        rect = Rect(x0, y0, x1, y1)
+        if length != rect.pixels * 2 or off + length > file_size:
+            raise _damaged(path, f"region {len(regions)} data out of bounds")
+        regions.append(_RegionEntry(rect, off, length))
+    frames: list[_FrameEntry] = []
+    for off, duration, fcrc, first, count in _FRAME.iter_unpack(frame_table):
+        if off % PAGE or off + frame_bytes > file_size or first + count > n_regions or duration < 1:
+            raise _damaged(path, f"frame {len(frames)} entry out of bounds")
+        frames.append(_FrameEntry(off, duration, fcrc, first, count))
+    return _Parsed(width, height, loop_count, file_size, frames, regions)
+
 
 class FrameFile:
-    """A frame file opened read-only through mmap; ``frame(i)`` and ``regions(i)`` copy nothing.
+    """An opened frame file: ``frame(i)`` and ``regions(i)`` give its pixels as the panel takes them.
 
-    Views handed out stay valid until ``close()``; do not use them afterwards.
+    Read mode (the default, what the device plays from): every call reads from the page cache
+    into a buffer of this object, so a file truncated or damaged while open is a
+    ``FrameFileError`` for that frame, never a crash. A view from ``frame()`` is valid until
+    the next ``frame()`` call, a view from ``regions()`` until the next ``regions()`` call.
+
+    Mapped mode (``open(path, mapped=True)``): zero-copy views of a memory map, valid until
+    ``close()``; only for files nobody can change while they are open.
+
+    One thread at a time: in read mode the buffers are shared by every call.
     """
 
     def __init__(
-        self,
-        path: Path,
-        mm: mmap.mmap,
-        width: int,
-        height: int,
-        loop_count: int,
-        frames: list[_FrameEntry],
-        regions: list[_RegionEntry],
+        self, path: Path, parsed: _Parsed, *, fd: int | None = None, mm: mmap.mmap | None = None
     ) -> None:
+        if (fd is None) == (mm is None):
+            raise ValueError("a frame file is read either through a descriptor or a map")
         self.path = path
-        self._mm: mmap.mmap | None = mm
-        self._view = memoryview(mm)
-        self.width = width
-        self.height = height
-        self.loop_count = loop_count
-        self._frames = frames
-        self._regions = regions
-        self.durations_ms: tuple[int, ...] = tuple(f.duration_ms for f in frames)
-        self.frame_bytes = width * height * 2
+        self.width = parsed.width
+        self.height = parsed.height
+        self.loop_count = parsed.loop_count
+        #: Where the frame data ends (the header's file size); a metadata block may follow.
+        self.data_size = parsed.data_size
+        self._frames = parsed.frames
+        self._regions = parsed.regions
+        self.durations_ms: tuple[int, ...] = tuple(f.duration_ms for f in parsed.frames)
+        self.frame_bytes = parsed.width * parsed.height * 2
+        self._fd = fd
+        self._mm = mm
+        self._view: memoryview | None = memoryview(mm) if mm is not None else None
+        self._closed = False
         self._region_cache: dict[int, list[Region]] = {}
+        self._region_runs: dict[int, list[tuple[memoryview, int]]] = {}  # read mode: (into, file offset)
+        self._frame_buf: memoryview | None = None
+        self._region_buf: memoryview | None = None
+        self._identity: tuple[int, int] = (-1, -1)  # (st_dev, st_ino) when opened
 
     @property
     def frame_count(self) -> int:
@@ -348,103 +452,109 @@ class FrameFile:
         """(width, height): the logical panel size the file was made for."""
         return self.width, self.height
 
+    @property
+    def mapped(self) -> bool:
+        """True when the pixels are views of a memory map (``open(..., mapped=True)``)."""
+        return self._mm is not None
+
+    def changed_on_disk(self) -> bool:
+        """True when the path no longer names this open file (replaced, deleted) or the file shrank."""
+        if self._closed:
+            return True
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != self._identity or st.st_size < self.data_size
+
     @classmethod
-    def open(cls, path: Path) -> FrameFile:
-        """Map a frame file and validate its header and tables (not the pixel checksums: see ``verify``).
+    def open(cls, path: Path, *, mapped: bool = False) -> FrameFile:
+        """Open a frame file and validate its header and tables (not the pixel checksums: see ``verify``).
 
         Raises:
-            FrameFileError: the file is missing, truncated, of another version or its tables are damaged.
+            FrameFileError: the file is missing, unreadable, truncated, of another version or
+                its tables are damaged.
         """
         path = Path(path)
         try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size < _HEADER.size:
-                    raise FrameFileError(f"{path.name} is too short to be a frame file; re-import the item.")
-                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
             raise FrameFileError(
                 f"Cannot open frame file {path.name} ({exc.strerror}); re-import the item."
             ) from exc
+        mm: mmap.mmap | None = None
         try:
-            return cls._parse(path, mm, size)
+            st = os.fstat(fd)
+            size = st.st_size
+            if size < _HEADER.size:
+                raise FrameFileError(f"{path.name} is too short to be a frame file; re-import the item.")
+            if mapped:
+                mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+                view = mm
+                parsed = _parse(path, lambda off, n: view[off : off + n], size)
+                os.close(fd)
+                ff = cls(path, parsed, mm=mm)
+            else:
+                parsed = _parse(path, lambda off, n: os.pread(fd, n, off), size)
+                ff = cls(path, parsed, fd=fd)
+            ff._identity = (st.st_dev, st.st_ino)
+            return ff
+        except OSError as exc:
+            if mm is not None:
+                mm.close()
+            os.close(fd)
+            raise FrameFileError(
+                f"Cannot read frame file {path.name} ({exc.strerror}); re-import the item."
+            ) from exc
         except BaseException:
-            mm.close()
+            if mm is not None:
+                mm.close()
+            with contextlib.suppress(OSError):
+                os.close(fd)
             raise
 
-    @classmethod
-    def _parse(cls, path: Path, mm: mmap.mmap, size: int) -> FrameFile:
-        def bad(what: str) -> FrameFileError:
-            return FrameFileError(f"Frame file {path.name} is damaged ({what}); re-import the item.")
-
-        (
-            magic,
-            version,
-            header_size,
-            width,
-            height,
-            pixfmt,
-            _,
-            n_frames,
-            loop_count,
-            n_regions,
-            _,
-            ft_off,
-            rt_off,
-            file_size,
-            crc,
-        ) = _HEADER.unpack_from(mm, 0)
-        if magic != MAGIC:
-            raise FrameFileError(f"{path.name} is not a LOOP frame file; re-import the item.")
-        if version != FORMAT_VERSION or header_size != _HEADER.size:
-            raise FrameFileError(
-                f"Frame file {path.name} has format version {version}, this LOOP reads {FORMAT_VERSION}; "
-                "re-import the item."
-            )
-        if pixfmt != PIXEL_FORMAT_RGB565_BE:
-            raise bad(f"unknown pixel format {pixfmt}")
-        if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or n_frames < 1:
-            raise bad(f"size {width}x{height}, {n_frames} frames")
-        if file_size != size:
-            raise bad(f"{size} bytes on disk, header says {file_size}")
-        ft_end = ft_off + n_frames * _FRAME.size
-        rt_end = rt_off + n_regions * _REGION.size
-        if not (_HEADER.size <= ft_off <= ft_end <= size and _HEADER.size <= rt_off <= rt_end <= size):
-            raise bad("tables outside the file")
-        header = bytearray(mm[: _HEADER.size])
-        struct.pack_into("<I", header, _CRC_OFFSET, 0)
-        if zlib.crc32(mm[rt_off:rt_end], zlib.crc32(mm[ft_off:ft_end], zlib.crc32(header))) != crc:
-            raise bad("header checksum mismatch")
-        frame_bytes = width * height * 2
-        regions: list[_RegionEntry] = []
-        for x0, y0, x1, y1, off, length, _ in _REGION.iter_unpack(mm[rt_off:rt_end]):
-            if not (x0 <= x1 < width and y0 <= y1 < height):
-                raise bad(f"region {len(regions)} outside the frame")
-            rect = Rect(x0, y0, x1, y1)
-            if length != rect.pixels * 2 or off + length > size:
-                raise bad(f"region {len(regions)} data out of bounds")
-            regions.append(_RegionEntry(rect, off, length))
-        frames: list[_FrameEntry] = []
-        for off, duration, fcrc, first, count in _FRAME.iter_unpack(mm[ft_off:ft_end]):
-            if off % PAGE or off + frame_bytes > size or first + count > n_regions or duration < 1:
-                raise bad(f"frame {len(frames)} entry out of bounds")
-            frames.append(_FrameEntry(off, duration, fcrc, first, count))
-        return cls(path, mm, width, height, loop_count, frames, regions)
-
     def _check(self, i: int) -> _FrameEntry:
-        if self._mm is None:
+        if self._closed:
             raise ValueError("this frame file is closed")
         if not 0 <= i < len(self._frames):
             raise IndexError(f"frame {i} out of range 0..{len(self._frames) - 1}")
         return self._frames[i]
 
+    def _read_into(self, dest: memoryview, offset: int, what: str) -> None:
+        """Fill ``dest`` from the file at ``offset``; FrameFileError when the file is cut off or unreadable."""
+        fd = self._fd
+        assert fd is not None
+        try:
+            if _preadv is not None and _preadv(fd, [dest], offset) == len(dest):
+                return  # the usual case: one call
+            done = 0
+            while done < len(dest):
+                part = dest[done:]
+                chunk = os.pread(fd, len(part), offset + done)
+                if not chunk:
+                    raise FrameFileError(
+                        f"Frame file {self.path.name} changed on disk while in use ({what} is cut off); "
+                        "re-import the item."
+                    )
+                part[: len(chunk)] = chunk
+                done += len(chunk)
+        except OSError as exc:
+            raise FrameFileError(
+                f"Cannot read {what} of frame file {self.path.name} ({exc.strerror}); re-import the item."
+            ) from exc
+
     def frame(self, i: int) -> memoryview:
-        """The whole frame ``i``: width*height*2 bytes of RGB565 BE, a zero-copy view of the file."""
+        """The whole frame ``i``: width*height*2 bytes of RGB565 BE (see the class docstring)."""
         e = self._check(i)
-        return self._view[e.offset : e.offset + self.frame_bytes]
+        if self._view is not None:
+            return self._view[e.offset : e.offset + self.frame_bytes]
+        if self._frame_buf is None:
+            self._frame_buf = memoryview(bytearray(self.frame_bytes))
+        self._read_into(self._frame_buf, e.offset, f"frame {i}")
+        return self._frame_buf
 
     def frame_array(self, i: int) -> U8Array:
-        """Frame ``i`` as a read-only ``(height, width, 2)`` uint8 array (no copy)."""
+        """Frame ``i`` as a read-only ``(height, width, 2)`` uint8 array (a view of ``frame(i)``)."""
         return np.frombuffer(self.frame(i), dtype=np.uint8).reshape(self.height, self.width, 2)
 
     def regions(self, i: int) -> list[Region]:
@@ -452,33 +562,76 @@ class FrameFile:
         e = self._check(i)
         cached = self._region_cache.get(i)
         if cached is None:
-            cached = [
-                Region(r.rect.x0, r.rect.y0, r.rect.x1, r.rect.y1, self._view[r.offset : r.offset + r.length])
-                for r in self._regions[e.region_first : e.region_first + e.region_count]
-            ]
-            self._region_cache[i] = cached
+            cached = self._region_plan(i, e)
+        if self._view is None:
+            for dest, offset in self._region_runs[i]:  # regions stored one after the other: one read
+                self._read_into(dest, offset, f"the regions of frame {i}")
         return list(cached)
 
+    def _region_plan(self, i: int, e: _FrameEntry) -> list[Region]:
+        """The Region objects of frame ``i`` (kept), and in read mode the reads that fill them."""
+        entries = self._entries_of(e)
+        if self._view is not None:
+            view = self._view
+            plan = [
+                Region(r.rect.x0, r.rect.y0, r.rect.x1, r.rect.y1, view[r.offset : r.offset + r.length])
+                for r in entries
+            ]
+            self._region_cache[i] = plan
+            return plan
+        if self._region_buf is None:
+            most = max((sum(r.length for r in self._entries_of(f)) for f in self._frames), default=0)
+            self._region_buf = memoryview(bytearray(most))
+        buf = self._region_buf
+        plan = []
+        runs: list[tuple[memoryview, int]] = []
+        run_file = run_buf = run_len = pos = 0
+        for r in entries:
+            if run_len and r.offset != run_file + run_len:
+                runs.append((buf[run_buf : run_buf + run_len], run_file))
+                run_len = 0
+            if not run_len:
+                run_file, run_buf = r.offset, pos
+            run_len += r.length
+            plan.append(Region(r.rect.x0, r.rect.y0, r.rect.x1, r.rect.y1, buf[pos : pos + r.length]))
+            pos += r.length
+        if run_len:
+            runs.append((buf[run_buf : run_buf + run_len], run_file))
+        self._region_cache[i] = plan
+        self._region_runs[i] = runs
+        return plan
+
+    def region_rects(self, i: int) -> list[tuple[int, int, int, int, int]]:
+        """``(x0, y0, x1, y1, byte count)`` of each region of frame ``i``, from the table (nothing is read)."""
+        e = self._check(i)
+        return [(r.rect.x0, r.rect.y0, r.rect.x1, r.rect.y1, r.length) for r in self._entries_of(e)]
+
+    def _entries_of(self, e: _FrameEntry) -> list[_RegionEntry]:
+        return self._regions[e.region_first : e.region_first + e.region_count]
+
     def _advise(self, start: int, length: int) -> None:
-        advice = getattr(mmap, "MADV_WILLNEED", None)
-        if self._mm is None or advice is None:
-            return
         begin = start // PAGE * PAGE
-        with contextlib.suppress(OSError, ValueError):
-            self._mm.madvise(advice, begin, min(len(self._mm), start + length) - begin)
+        if self._mm is not None:
+            advice = getattr(mmap, "MADV_WILLNEED", None)
+            if advice is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    self._mm.madvise(advice, begin, min(len(self._mm), start + length) - begin)
+        elif self._fd is not None and hasattr(os, "posix_fadvise"):
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(self._fd, begin, start + length - begin, os.POSIX_FADV_WILLNEED)
 
     def prefetch(self, i: int) -> None:
         """Ask the kernel to page in frame ``i`` and its region data (non-blocking)."""
         e = self._check(i)
         end = e.offset + self.frame_bytes
-        for r in self._regions[e.region_first : e.region_first + e.region_count]:
+        for r in self._entries_of(e):
             end = max(end, r.offset + r.length)
         self._advise(e.offset, end - e.offset)
 
     def prefetch_all(self) -> None:
         """Ask the kernel to page in the whole file (e.g. the next playlist item) without blocking."""
-        if self._mm is not None:
-            self._advise(0, len(self._mm))
+        if not self._closed:
+            self._advise(0, self.data_size)
 
     def verify(self) -> list[str]:
         """Check every frame's CRC-32 and that every region's pixels match its frame; returns problems."""
@@ -497,16 +650,25 @@ class FrameFile:
         return problems
 
     def close(self) -> None:
-        """Unmap the file. Views from ``frame``/``regions`` must not be used afterwards."""
-        if self._mm is None:
+        """Release the file. Views from ``frame``/``regions`` must not be used afterwards."""
+        if self._closed:
             return
-        mm, self._mm = self._mm, None
+        self._closed = True
         self._region_cache.clear()
-        try:
-            self._view.release()
-            mm.close()
-        except BufferError:
-            pass  # a caller still holds a view: the map is released when the last view goes
+        self._region_runs.clear()
+        self._frame_buf = self._region_buf = None
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self._mm is not None and self._view is not None:
+            mm, view = self._mm, self._view
+            self._mm = self._view = None
+            try:
+                view.release()
+                mm.close()
+            except BufferError:
+                pass  # a caller still holds a view: the map is released when the last view goes
 
     def __enter__(self) -> Self:
         return self
@@ -524,4 +686,32 @@ def verify_file(path: Path) -> list[str]:
     except FrameFileError as exc:
         return [str(exc)]
     with ff:
-        return ff.verify()
+        try:
+            return ff.verify()
+        except FrameFileError as exc:
+            return [str(exc)]
+
+
+def data_end(path: Path) -> int:
+    """Where the frame data of the file at ``path`` ends (its header's file size).
+
+    Raises:
+        FrameFileError: the file is missing, unreadable or not a frame file.
+    """
+    with FrameFile.open(path) as ff:
+        return ff.data_size
+
+
+def write_item_meta(path: Path, meta: Mapping[str, Any]) -> bool:
+    """Store the index's metadata of an item in its frame file's metadata block (see ``framemeta``).
+
+    A file made before metadata blocks existed gets one appended. Returns False when the file
+    ends in something else (nothing is written then).
+
+    Raises:
+        FrameFileError: the file is not a readable frame file.
+        OSError: the file cannot be written (a full or read-only disk).
+    """
+    from libloop.media.framemeta import write_meta
+
+    return write_meta(path, meta, data_end=data_end(path))

@@ -13,10 +13,12 @@ input can never surface as anything else.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -62,6 +64,29 @@ class ImportOptions:
         if len(self.background) != 3 or not all(0 <= c <= 255 for c in self.background):
             raise ValueError(f"background must be three 0..255 values, got {self.background!r}")
         object.__setattr__(self, "fit", FitMode(self.fit))
+
+    def render_record(self) -> dict[str, Any]:
+        """What a frame file made with these options was rendered for (``Item.render``)."""
+        r, g, b = self.background
+        return {
+            "width": self.width,
+            "height": self.height,
+            "fit": str(self.fit),
+            "dither": self.dither,
+            "background": f"#{r:02x}{g:02x}{b:02x}",
+        }
+
+    def for_render(self, record: Mapping[str, Any]) -> ImportOptions:
+        """These options (limits, delays) rendering for ``record`` (see ``render_record``)."""
+        text = str(record["background"])
+        return dataclasses.replace(
+            self,
+            width=int(record["width"]),
+            height=int(record["height"]),
+            fit=FitMode(record["fit"]),
+            dither=bool(record["dither"]),
+            background=(int(text[1:3], 16), int(text[3:5], 16), int(text[5:7], 16)),
+        )
 
     @property
     def delays(self) -> DelayPolicy:

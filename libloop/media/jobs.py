@@ -10,8 +10,14 @@ thread (tests, scripts).
 
 On success the parent hands the frame file to the library: ``library.add(frame_file, NewItem)``;
 the frame file is written to ``library.staging_path()`` (same file system, so ``add`` is a
-rename). Whatever happens, the uploaded source file is removed when its job ends, and a failed
-job leaves no frame file behind.
+rename). The uploaded file goes into the same add as the item's kept original (moved, not
+copied: it is on the data directory's file system), so a new rotation or fit can render it
+again. Whatever happens, nothing of a job is left behind when it ends, and a failed job leaves
+no frame file behind.
+
+Background work: when no upload waits, the dispatcher runs the units of a ``BackgroundWork``
+(the re-render of the library after a settings change, ``libloop.media.rerender``), one at a
+time, so uploads always go first and the two never convert at once.
 
 Duplicates: every job's ``content_hash`` (sha256 of the upload) ends up in the item. With
 ``dedupe=True`` the queue hashes the upload first and, if ``library.find_by_hash`` knows it,
@@ -27,15 +33,17 @@ import logging
 import multiprocessing
 import os
 import secrets
+import shutil
 import threading
 import unicodedata
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from libloop.errors import ImportQueueClosed, ImportWorkerError, JobNotFound, LoopError
+from libloop.index import durable
 from libloop.index.items import MAX_NAME, Item, NewItem
 from libloop.media.importer import ImportOptions, ImportResult, content_hash, import_media
 from libloop.media.limits import Limits
@@ -56,9 +64,18 @@ class LibraryLike(Protocol):
 
     def staging_path(self, suffix: str = ".loop") -> Path: ...
 
-    def add(self, frame_file: Path, meta: NewItem) -> Item: ...
+    def add(
+        self,
+        frame_file: Path,
+        meta: NewItem,
+        *,
+        original: Path | None = None,
+        render: Mapping[str, Any] | None = None,
+    ) -> Item: ...
 
     def find_by_hash(self, content_hash: str) -> Item | None: ...
+
+    def adopt_original(self, item_id: str, original: Path) -> Item: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,24 +156,45 @@ def import_into(
     *,
     dedupe: bool = True,
     limits: Limits | None = None,
+    keep: Literal["move", "copy"] | None = None,
+    render: Mapping[str, Any] | None = None,
 ) -> Imported:
     """Import ``src`` into ``library``: the one path the upload queue and ``loop import`` share.
 
     ``convert(src, dest)`` writes the frame file (``import_media`` here or in a worker process).
-    With ``dedupe``, content already in the library returns the existing item. ``src`` is
-    left where it is; a failure leaves no frame file behind.
+    With ``dedupe``, content already in the library returns the existing item. ``keep`` keeps
+    ``src`` as the item's original: ``"move"`` hands the file itself to the library (it must be
+    on the data directory's file system; the upload queue's are), ``"copy"`` a copy of it
+    (``loop import``, whose files are the person's own); None keeps nothing and leaves ``src``
+    where it is. ``render`` records what the frame file is rendered for. A failure leaves no
+    frame file and no copy behind.
     """
     if dedupe:
         existing = library.find_by_hash(content_hash(src))
         if existing is not None:
+            if keep is not None and existing.original is None:
+                # Uploaded again to give an item from before originals were kept its original.
+                kept = src if keep == "move" else library.staging_path(".original")
+                if keep == "copy":
+                    _copy(src, kept)
+                existing = library.adopt_original(existing.id, kept)
             return Imported(existing, existing=True)
     dest = library.staging_path()
+    original: Path | None = None
     try:
         result = convert(src, dest)
-        item = library.add(dest, new_item(result, filename))  # takes the frame file over
+        if keep == "copy":
+            original = library.staging_path(".original")
+            _copy(src, original)
+        elif keep == "move":
+            original = src
+        # The library takes the frame file (and the original) over, on success and on failure.
+        item = library.add(dest, new_item(result, filename), original=original, render=render)
     except BaseException:
         _remove(dest)
         _remove(dest.with_name(dest.name + ".partial"))
+        if keep == "copy" and original is not None:
+            _remove(original)
         raise
     return Imported(item, warning=truncation_warning(result, filename, limits or Limits()))
 
@@ -228,6 +266,7 @@ class ImportQueue:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._child: Any = None
+        self._background: BackgroundWork | None = None
 
     # --- public API ----------------------------------------------------------------------
 
@@ -248,11 +287,28 @@ class ImportQueue:
                 raise ImportQueueClosed("The import queue is shut down; uploads are not accepted now.")
             self._jobs[job.id] = job
             self._queue.append(_Task(job, Path(src), on_done))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="import-queue", daemon=True)
-                self._thread.start()
+            self._start_thread()
             self._cond.notify_all()
         return job
+
+    def set_background(self, work: BackgroundWork | None) -> None:
+        """Run ``work`` whenever no upload waits (one background source; None removes it)."""
+        with self._cond:
+            self._background = work
+        self.poke()
+
+    def poke(self) -> None:
+        """The background work may have something to do now: wake the dispatcher."""
+        with self._cond:
+            if self._closed:
+                return
+            self._start_thread()
+            self._cond.notify_all()
+
+    def _start_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="import-queue", daemon=True)
+            self._thread.start()
 
     def incoming_path(self, filename: str = "") -> Path:
         """A fresh path in ``staging_dir`` to save an upload to before ``submit`` (creates the directory)."""
@@ -282,7 +338,11 @@ class ImportQueue:
         return self.get(job_id)
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Stop: fail the queued jobs, stop a running worker process, and wait for the dispatcher."""
+        """Stop: fail the queued jobs, stop a running worker process, and wait for the dispatcher.
+
+        Background work is not stopped here (its owner closes it, first, so that a unit in
+        progress does not hold up the wait).
+        """
         with self._cond:
             self._closed = True
             queued = list(self._queue)
@@ -347,30 +407,59 @@ class ImportQueue:
 
         return report
 
+    def _tell_background(self, item: Item) -> None:
+        work = self._background
+        if work is not None:
+            try:
+                work.imported(item)
+            except Exception:
+                log.exception("the background work could not take note of an import")
+
+    def _background_waiting(self) -> bool:
+        work = self._background
+        if work is None:
+            return False
+        try:
+            return work.has_work()
+        except Exception:
+            log.exception("the background work could not say whether it has work")
+            return False
+
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closed or bool(self._queue))
-                if not self._queue:
+                self._cond.wait_for(lambda: self._closed or bool(self._queue) or self._background_waiting())
+                if self._closed and not self._queue:
                     return
-                task = self._queue.popleft()
-            self._process(task)
+                task = self._queue.popleft() if self._queue else None
+                work = self._background
+            if task is not None:
+                self._process(task)
+            elif work is not None:
+                try:
+                    work.run_one()
+                except Exception:
+                    log.exception("background work failed")
 
     def _process(self, task: _Task) -> None:
         job = self._update(task.job, status="running")
         outcome: dict[str, Any] = {
             "error": {"code": "import_failed", "message": "The import was interrupted."}
         }
+        options = self.options  # one job, one set of options (settings may change meanwhile)
         try:
             done = import_into(
                 self.library,
                 task.src,
                 job.filename,
-                lambda src, dest: self._import(job, src, dest),
+                lambda src, dest: self._import(job, src, dest, options),
                 dedupe=self.dedupe,
-                limits=self.options.limits,
+                limits=options.limits,
+                keep="move",
+                render=options.render_record(),
             )
             outcome = {"item": done.item, "warning": done.warning, "duplicate": done.existing}
+            self._tell_background(done.item)
         except LoopError as exc:
             outcome = {"error": {"code": exc.code, "message": str(exc)}}
         except Exception as exc:
@@ -386,15 +475,15 @@ class ImportQueue:
             except Exception:
                 log.exception("the follow-up of import %s failed", final.id)
 
-    def _import(self, job: Job, src: Path, dest: Path) -> ImportResult:
+    def _import(self, job: Job, src: Path, dest: Path, options: ImportOptions) -> ImportResult:
         name = Path(job.filename).name or job.filename
         if self.worker == "inline":
-            return import_media(src, dest, self.options, self._progress(job), name=name)
+            return import_media(src, dest, options, self._progress(job), name=name)
         ctx = multiprocessing.get_context("spawn")
         receiver, sender = ctx.Pipe(duplex=False)
         child = ctx.Process(
             target=_child_main,
-            args=(sender, str(src), str(dest), self.options, name),
+            args=(sender, str(src), str(dest), options, name),
             name="loop-import",
             daemon=True,
         )
@@ -438,3 +527,29 @@ class ImportQueue:
 def _remove(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
+
+
+def _copy(src: Path, dest: Path) -> None:
+    """Copy a file (a disk that fills up is ``DiskFull``; nothing is left of a failed copy)."""
+    try:
+        with durable.translate_errors("keeping a copy of the original"):
+            shutil.copyfile(src, dest)
+    except BaseException:
+        _remove(dest)
+        raise
+
+
+class BackgroundWork(Protocol):
+    """Work the queue runs a unit at a time while no upload waits (see the module docstring)."""
+
+    def has_work(self) -> bool:
+        """Whether a unit is waiting; cheap, called under the queue's lock."""
+        ...
+
+    def run_one(self) -> None:
+        """Do one unit (on the queue's thread); exceptions are logged, not propagated."""
+        ...
+
+    def imported(self, item: Item) -> None:
+        """An upload finished as ``item`` (new, or an existing one it matched)."""
+        ...

@@ -6,15 +6,15 @@ changed by the loop itself. A caller on another thread waits (bounded) until its
 been applied; in the single-threaded mode the next ``step`` applies it.
 
 Power is decided here too: the panel sleeps when asked to (``sleep``) or during the night
-schedule, unless woken during the night (``wake``), which holds until the night next begins
-or ends.
+schedule (or only dims, when the night says so), unless woken during the night (``wake``),
+which holds until the night next begins or ends.
 """
 
 from __future__ import annotations
 
 import collections
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from libloop.errors import ItemNotFound
@@ -23,7 +23,7 @@ from libloop.player.night import NightSchedule
 if TYPE_CHECKING:
     from libloop.clock import Clock
     from libloop.player.library_sync import LibrarySync, Turn
-    from libloop.player.ports import PlayDisplay, PlayLibrary
+    from libloop.player.ports import PlayDisplay, PlayLibrary, PlaySettings
     from libloop.player.sending import Sender
 
 __all__ = ["Command", "Controls"]
@@ -58,7 +58,9 @@ class Controls:
     _night: NightSchedule | None
     _night_override_until: float
     _asleep: bool
+    _dimmed: bool
     _forced_error: str | None
+    _play: PlaySettings
 
     @property
     def running(self) -> bool:
@@ -73,6 +75,15 @@ class Controls:
 
     def _sync_library(self, force: bool = False) -> None:
         raise NotImplementedError  # the player's
+
+    def _load_settings(self) -> None:
+        raise NotImplementedError  # the player's
+
+    def _level(self) -> int:
+        """The backlight level now: the person's, or the night's dim level when lower."""
+        if self._dimmed and self._night is not None:
+            return min(self._sender.brightness, self._night.brightness)
+        return self._sender.brightness
 
     # --- asking (any thread) -------------------------------------------------------------------
 
@@ -127,6 +138,14 @@ class Controls:
         """Replace the night schedule (None: never sleep on a schedule)."""
         self._control("night", night)
 
+    def apply_settings(self, timeout: float = 2.0) -> None:
+        """Read the live settings now and apply them; returns once applied (the panel turned).
+
+        The player also reads them by itself whenever the library changes; this is for the
+        caller that wants the change on the glass before it answers.
+        """
+        self._control("settings", timeout=timeout)
+
     def set_dashboard_url(self, url: str) -> None:
         """Change the address the empty and error screens show (redrawn at once if one is up)."""
         self._control("dashboard_url", str(url))
@@ -168,9 +187,9 @@ class Controls:
             if not items:
                 return
             if cmd.name == "next":
-                index = self._index + 1
+                index = self._sync.following(self._index)
             elif cmd.name == "previous":
-                index = self._index - 1
+                index = self._sync.preceding(self._index)
             else:
                 found = self._sync.index_of(cmd.arg)
                 if found is None:
@@ -181,7 +200,7 @@ class Controls:
         elif cmd.name == "brightness":
             self._sender.brightness = int(cmd.arg)
             if not self._asleep:
-                self._sender.guard(lambda: self.display.set_brightness(self._sender.brightness))
+                self._sender.guard(lambda: self.display.set_brightness(self._level()))
         elif cmd.name == "sleep":
             self._manual_sleep = True
         elif cmd.name == "wake":
@@ -198,17 +217,25 @@ class Controls:
             self._sender.set_unknown()  # redraw whole
         elif cmd.name == "night":
             self._night = cmd.arg
+            self._play = replace(self._play, night=cmd.arg)
             self._night_override_until = float("-inf")
+        elif cmd.name == "settings":
+            self._load_settings()
         elif cmd.name == "dashboard_url":
             self.dashboard_url = cmd.arg
             if self._sender.on_item() is None:
                 self._sender.set_unknown()  # a screen is up: redraw it with the new address
-        if cmd.name in ("sleep", "wake", "night"):
+        if cmd.name in ("sleep", "wake", "night", "settings"):
             self._apply_power(now)
 
     def _apply_power(self, now: float) -> None:
         night = self._night is not None and self._night.is_night() and now >= self._night_override_until
-        want = self._manual_sleep or night
+        dim = night and self._night is not None and self._night.dims
+        want = self._manual_sleep or (night and not dim)
+        if dim != self._dimmed:
+            self._dimmed = dim
+            if not self._asleep and not want:
+                self._sender.guard(lambda: self.display.set_brightness(self._level()))
         if want == self._asleep:
             return
         sender = self._sender

@@ -53,6 +53,8 @@ class HostContext:
     framebuffer: SharedFramebuffer
     #: Report that the loop stopped (becomes a ``fatal`` event in the parent).
     fatal: Callable[[BaseException], None]
+    #: Report a fault sentence (an item skipped, a transport error) to the parent.
+    fault: Callable[[str], None]
     #: Ids evicted before this child started: they must never play.
     banned: tuple[str, ...]
     #: ``HostSpec.args``.
@@ -148,7 +150,7 @@ _CONTROLS = frozenset(
     {
         "pause", "resume", "next", "previous", "show", "set_brightness", "sleep", "wake",
         "set_night", "set_dashboard_url", "show_error", "clear_error", "evict", "unban",
-        "reset_stats_window",
+        "reset_stats_window", "apply_settings",
     }
 )  # fmt: skip
 
@@ -171,6 +173,7 @@ def child_main(spec: HostSpec, conn: Any, fb_name: str, banned: tuple[str, ...])
     context = HostContext(
         framebuffer=framebuffer,
         fatal=lambda exc: send(("event", "fatal", f"{type(exc).__name__}: {exc}")),
+        fault=lambda message: send(("event", "fault", str(message))),
         banned=banned,
         args=spec.args,
     )

@@ -17,6 +17,12 @@ bans, the send lock), ``refresh`` (the band budget), ``library_sync`` (playlist,
 open files), ``controls`` (the control queue and power), ``changes`` (the status counter other
 faces wait on), ``stats`` and ``screens``.
 
+Live settings (``settings``, a callable giving ``PlaySettings``) are read again whenever the
+library changes (and on ``apply_settings``): a new rotation turns the panel at once (MADCTL)
+and frame files of the old shape play fitted on the fly until their re-render swaps a new file
+in; shuffle plays rounds; stills stay on for ``still_seconds`` or the item's ``seconds``
+(``schedule.turn_plan``); the night schedule sleeps or dims the panel.
+
 Deleting an item: call ``player.evict(id)`` first, then ``library.delete(id)``; if the delete
 fails, ``player.unban(id)`` (``evict_and_delete`` does all three). Once ``evict`` has banned
 the id under the send lock no frame of the item can reach the panel, and it returns only
@@ -28,6 +34,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -37,7 +44,7 @@ import numpy as np
 
 from libloop.clock import Clock, MonotonicClock
 from libloop.color import rgb888_to_rgb565
-from libloop.errors import FrameFileError, ItemNotFound, PlayerError
+from libloop.errors import FrameFileError, ItemNotFound, LoopError, PlayerError
 from libloop.player.changes import Changes
 from libloop.player.controls import Command, Controls
 from libloop.player.library_sync import LibrarySync, Turn
@@ -48,11 +55,13 @@ from libloop.player.ports import (
     Frames,
     PlayDisplay,
     PlayerStatus,
+    PlayItem,
     PlayLibrary,
+    PlaySettings,
     open_frame_file,
 )
 from libloop.player.refresh import RefreshBudget
-from libloop.player.schedule import Timeline, passes_per_turn
+from libloop.player.schedule import Timeline, turn_plan
 from libloop.player.screens import empty_screen, error_screen
 from libloop.player.sending import EMPTY, ERROR, FramePublisher, Sender
 from libloop.player.stats import PlayerStats, StatsSnapshot
@@ -87,6 +96,9 @@ class Player(Controls):
         wire_hz: SPI clock, for the wire-utilisation figure and the refresh's wire time.
         publisher: told before and after every change of the panel (a shared framebuffer).
         on_version: called with each new :attr:`version` (on the loop thread; keep it cheap).
+        settings: the live settings (rotation, shuffle, still time, night), read at start and
+            whenever the library changes; without it, ``night`` and the defaults hold.
+        shuffle_rng: the randomness of shuffled rounds (seeded in tests).
     """
 
     def __init__(
@@ -107,6 +119,8 @@ class Player(Controls):
         wire_hz: float = 64_000_000.0,
         publisher: FramePublisher | None = None,
         on_version: Callable[[int], None] | None = None,
+        settings: Callable[[], PlaySettings] | None = None,
+        shuffle_rng: random.Random | None = None,
     ) -> None:
         self.display = display
         self.library = library
@@ -136,7 +150,15 @@ class Player(Controls):
             on_error=on_error,
             on_fault=self._record_fault,
         )
-        self._sync = LibrarySync(library, open_frames, lambda: display.size, self._record_fault)
+        self._sender.level = self._level
+        self._sync = LibrarySync(
+            library,
+            open_frames,
+            lambda: display.size,
+            self._record_fault,
+            background=lambda: self._play.background,
+            reopened=self._reopened,
+        )
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._commands: collections.deque[Command] = collections.deque()
@@ -154,6 +176,10 @@ class Player(Controls):
         self._screen: str | None = None  # EMPTY / ERROR when a screen is up
         self._screen_cache: dict[str, memoryview] = {}
         self._forced_error: str | None = None  # the supervisor's emergency message, until cleared
+        self._settings_source = settings
+        self._play = PlaySettings(night=night)
+        self._shuffle_rng = shuffle_rng or random.Random()
+        self._dimmed = False  # the night dims the backlight now
         self._change_counter = Changes(on_version)
         self._changes = self._change_counter.cond  # what a waiter holds while it checks the counter
 
@@ -326,7 +352,12 @@ class Player(Controls):
             current_name=turn.item.name if turn is not None else None,
             frame=frame,
             brightness=self._sender.brightness,
-            night=self._night.to_dict() if self._night is not None else None,
+            night={
+                **self._night.to_dict(),
+                "active": (self._asleep and not self._manual_sleep) or self._dimmed,
+            }
+            if self._night is not None
+            else None,
             faults=list(self._faults),
             stats=self._stats.snapshot(),
             on_panel=self._sender.on_item(),
@@ -366,6 +397,7 @@ class Player(Controls):
                 turn.item.id if turn is not None else None,
                 turn.item.name if turn is not None else None,
                 self._sender.brightness,
+                self._dimmed,
                 self._forced_error or self._sync.error_message,
             )
         )
@@ -399,7 +431,7 @@ class Player(Controls):
             self._idle(now)
             return
         if self._forced_error is not None or (
-            self._turn is None and not self._begin_turn(self._index + 1, now)
+            self._turn is None and not self._begin_turn(self._sync.following(self._index), now)
         ):
             self._show_screen_or_idle(now)
             return
@@ -422,7 +454,7 @@ class Player(Controls):
             self._stats.drop(max(0, end - turn.shown - 1))
             self._end_turn()
             boundary = turn.timeline.deadline(end)
-            if not self._begin_turn(self._index + 1, boundary):
+            if not self._begin_turn(self._sync.following(self._index), boundary):
                 self._show_screen_or_idle(now)
             return
         self._send_frame(turn, due.index, due.dropped, now)
@@ -476,7 +508,12 @@ class Player(Controls):
     def _sync_library(self, force: bool = False) -> None:
         now = self.clock.monotonic()
         sync = self._sync
-        if not sync.pull(lambda present: self._sender.banned_ids(present, now, BAN_MEMORY_S), force=force):
+        read, changed = sync.pull(
+            lambda present: self._sender.banned_ids(present, now, BAN_MEMORY_S), force=force
+        )
+        if changed:
+            self._load_settings()
+        if not read:
             return
         turn = self._turn
         if turn is None:
@@ -486,16 +523,64 @@ class Player(Controls):
             self._index = index
             item = sync.items[index]
             turn.item = item
-            passes = passes_per_turn(
-                item.loops, turn.frames.loop_count, item.min_seconds, turn.timeline.pass_ms
-            )
-            turn.timeline.set_passes(passes, turn.shown)
-            sync.prefetch_after(index, item.id)
+            turn.timeline.replan(*self._plan(item, turn.frames), turn.shown)
+            sync.prefetch(sync.following(index), item.id)
             return
         # The current item was deleted, disabled or evicted: move on at once. The item that took
         # its place in the order (same index) is the one that came after it.
         self._end_turn()
-        self._begin_turn(self._index, now)
+        self._begin_turn(self._index if sync.shuffle is None else sync.following(self._index), now)
+
+    # --- live settings -----------------------------------------------------------------------
+
+    def _load_settings(self) -> None:
+        """Read the live settings; apply what changed (loop thread)."""
+        if self._settings_source is None:
+            return
+        try:
+            new = self._settings_source()
+        except LoopError as exc:
+            log.warning("could not read the live settings: %s", exc)
+            return
+        old, self._play = self._play, new
+        if new.rotation != int(self.display.rotation):
+            self._rotate(new.rotation)
+        if new.night != old.night:
+            self._night = new.night
+            self._night_override_until = float("-inf")
+        turn = self._turn
+        self._sync.set_shuffle(new.shuffle, self._shuffle_rng, turn.item.id if turn is not None else None)
+        if new.still_seconds != old.still_seconds and turn is not None:
+            turn.timeline.replan(*self._plan(turn.item, turn.frames), turn.shown)
+
+    def _rotate(self, rotation: int) -> None:
+        """Turn the panel now; what plays next is drawn whole in the new orientation."""
+        from libloop.ili9341 import Rotation
+
+        self._sender.guard(lambda: self.display.set_rotation(Rotation(rotation)), unknown_after=True)
+        self._sync.drop_next()
+        self._sync.close_last()
+        turn = self._turn
+        if turn is not None and (turn.frames.width, turn.frames.height) != tuple(self.display.size):
+            # Play on from the same item, its frames fitted to the new shape.
+            self._end_turn()
+            self._sync.close_last()
+            self._begin_turn(self._index, self.clock.monotonic(), tries=1)
+
+    def _plan(self, item: PlayItem, frames: Frames) -> tuple[list[int], int, int | None]:
+        return turn_plan(
+            frames.durations_ms,
+            frames.loop_count,
+            loops=item.loops,
+            min_seconds=item.min_seconds,
+            seconds=getattr(item, "seconds", None),
+            still_seconds=self._play.still_seconds,
+        )
+
+    def _reopened(self, item_id: str) -> None:
+        """An item's file was opened afresh and may differ from what the panel got: redraw whole."""
+        if self._sender.on_item() == item_id:
+            self._sender.set_unknown()
 
     # --- turns -----------------------------------------------------------------------------
 
@@ -511,19 +596,18 @@ class Player(Controls):
             item = items[i]
             if not sync.may_try(item, now):
                 continue
-            frames = sync.take(item, now)
-            if frames is None:
+            taken = sync.take(item, now)
+            if taken is None:
                 continue
-            timeline = Timeline(list(frames.durations_ms), t0)
-            timeline.passes = passes_per_turn(
-                item.loops, frames.loop_count, item.min_seconds, timeline.pass_ms
-            )
-            self._turn = Turn(item, frames, timeline)
+            frames, path = taken
+            durations, passes, limit = self._plan(item, frames)
+            self._turn = Turn(item, frames, Timeline(durations, t0, passes, limit), path=path)
             self._index = i
+            sync.started(item.id)
             self._screen = None
             sync.error_message = ""
             sync.close_last()
-            sync.prefetch_after(i, item.id)
+            sync.prefetch(sync.following(i), item.id)
             return True
         sync.close_last()
         if n and all(it.id in sync.failed for it in items):
@@ -536,7 +620,7 @@ class Player(Controls):
     def _end_turn(self) -> None:
         turn, self._turn = self._turn, None
         if turn is not None:
-            self._sync.keep_last(turn.item.id, turn.frames)  # reused if the same item plays again next
+            self._sync.keep_last(turn.item.id, turn.frames, turn.path)  # reused if the item plays again next
 
     def _file_failed(self, turn: Turn, exc: FrameFileError, now: float) -> None:
         """The turn's file went bad while it played: a fault for the item, and on to the next one."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from libloop.player.night import NightSchedule
 from libloop.player.stats import StatsSnapshot
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "PlayDisplay",
     "PlayItem",
     "PlayLibrary",
+    "PlaySettings",
     "PlayerStatus",
     "open_frame_file",
 ]
@@ -57,6 +59,10 @@ class Frames(Protocol):
     def durations_ms(self) -> Sequence[int]: ...
     def frame(self, i: int) -> memoryview: ...
     def regions(self, i: int) -> Sequence[_Region]: ...
+    def region_rects(self, i: int) -> Sequence[tuple[int, int, int, int, int]]:
+        """``(x0, y0, x1, y1, byte count)`` of each region, without reading the pixels."""
+        ...
+
     def prefetch(self, i: int) -> None: ...
     def close(self) -> None: ...
 
@@ -72,6 +78,8 @@ class PlayItem(Protocol):
     def loops(self) -> int: ...
     @property
     def min_seconds(self) -> float: ...
+    @property
+    def seconds(self) -> float | None: ...
 
 
 class PlayLibrary(Protocol):
@@ -104,6 +112,29 @@ class PlayDisplay(Protocol):
     def wake(self) -> None: ...
     def set_brightness(self, percent: int) -> None: ...
     def reinit(self) -> None: ...
+    def set_rotation(self, rotation: Any) -> None: ...
+    @property
+    def rotation(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class PlaySettings:
+    """The live settings the player follows (read again whenever the library changes).
+
+    Attributes:
+        rotation: the panel's orientation in degrees (0, 90, 180, 270); a change turns the
+            panel at once, and frame files of the other shape are fitted on the fly.
+        shuffle: play in shuffled rounds instead of the play order.
+        still_seconds: how long a still stays on unless the item says otherwise.
+        night: the night schedule, or None.
+        background: RGB of the bars around frames fitted on the fly.
+    """
+
+    rotation: int = 0
+    shuffle: bool = False
+    still_seconds: float = 10.0
+    night: NightSchedule | None = None
+    background: tuple[int, int, int] = (0, 0, 0)
 
 
 def open_frame_file(path: Path) -> Frames:
@@ -125,7 +156,7 @@ class PlayerStatus:
     current_name: str | None
     frame: int | None
     brightness: int
-    night: dict[str, str] | None
+    night: dict[str, Any] | None
     faults: list[str]
     stats: StatsSnapshot
     extra: dict[str, Any] = field(default_factory=dict)

@@ -71,6 +71,7 @@ class PlayerProcess:
         clock: the clock liveness is measured on.
         on_fatal: called (on a reader thread) with a sentence when the child's loop stops or the
             child exits without being asked to.
+        on_fault: called (on a reader thread) with each fault sentence the child's player reports.
         call_timeout: how long a control waits for its answer.
     """
 
@@ -80,11 +81,13 @@ class PlayerProcess:
         *,
         clock: Clock | None = None,
         on_fatal: Callable[[str], None] | None = None,
+        on_fault: Callable[[str], object] | None = None,
         call_timeout: float = 5.0,
     ) -> None:
         self.spec = spec
         self.clock: Clock = clock or MonotonicClock()
         self.on_fatal = on_fatal
+        self.on_fault = on_fault
         self.call_timeout = call_timeout
         self.framebuffer: SharedFramebuffer | None = None
         self.scheduling: dict[str, Any] = {}
@@ -290,6 +293,11 @@ class PlayerProcess:
                 self._report(f"the player process could not start: {message[2]}")
             elif kind == "event" and message[1] == "fatal":
                 self._report(f"the player stopped: {message[2]}")
+            elif kind == "event" and message[1] == "fault" and self.on_fault is not None:
+                try:
+                    self.on_fault(str(message[2]))
+                except Exception:
+                    log.exception("the player's fault callback failed")
             elif kind == "stopped":
                 break
         if self._conn is conn:
@@ -393,6 +401,15 @@ class PlayerProcess:
 
     def set_night(self, night: NightSchedule | None) -> None:
         self._control("set_night", night)
+
+    def apply_settings(self, timeout: float = 2.0) -> None:
+        """The child reads the live settings from the library now and applies them (the panel
+        turned) before this returns (see ``Player.apply_settings``)."""
+        try:
+            self.call("apply_settings", timeout, timeout=timeout + self.call_timeout)
+        finally:
+            with self._status_lock:
+                self._status = None
 
     def set_dashboard_url(self, url: str) -> None:
         self._dashboard_url = str(url)  # a later child gets it too

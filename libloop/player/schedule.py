@@ -21,12 +21,17 @@ How long a turn lasts combines three numbers:
   long has passed.
 
 So a turn is ``max(loops * max(loop_count, 1), ceil(min_seconds / pass))`` whole passes.
+
+Two settings change that (``turn_plan``): a still (a one-frame file) stays on for the item's
+``seconds`` or else the device's ``still_seconds``, whatever its file says; an animation with
+its own ``seconds`` plays whole passes over and over for that long, and its turn ends at the
+first frame boundary at or after it (``Timeline.limit_ms``), cutting a long video short.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -41,6 +46,7 @@ __all__ = [
     "Timeline",
     "catch_up_rects",
     "passes_per_turn",
+    "turn_plan",
 ]
 
 #: Shortest frame the player will schedule; GIFs with 0 ms delays would otherwise spin.
@@ -58,6 +64,27 @@ def passes_per_turn(loops: int, loop_count: int, min_seconds: float, pass_ms: in
     return plays
 
 
+def turn_plan(
+    durations_ms: Sequence[int],
+    loop_count: int,
+    *,
+    loops: int,
+    min_seconds: float,
+    seconds: float | None,
+    still_seconds: float,
+) -> tuple[list[int], int, int | None]:
+    """How one turn of an item plays: ``(frame durations, passes, limit_ms or None)``."""
+    durations = [int(d) for d in durations_ms]
+    if len(durations) == 1:
+        ms = round(1000 * (seconds if seconds is not None else still_seconds))
+        return [max(ms, round(1000 * min_seconds), MIN_FRAME_MS)], 1, None
+    pass_ms = sum(max(MIN_FRAME_MS, d) for d in durations)
+    if seconds is not None:
+        limit = max(1, round(1000 * seconds))
+        return durations, max(1, math.ceil(limit / pass_ms)), limit
+    return durations, passes_per_turn(loops, loop_count, min_seconds, pass_ms), None
+
+
 @dataclass(frozen=True)
 class Due:
     """The frame to show now, and how many frames before it were dropped."""
@@ -69,29 +96,55 @@ class Due:
 class Timeline:
     """Absolute deadlines of one turn of an item, anchored at ``t0`` (monotonic seconds)."""
 
-    def __init__(self, durations_ms: Sequence[int], t0: float, passes: int = 1) -> None:
+    def __init__(
+        self, durations_ms: Sequence[int], t0: float, passes: int = 1, limit_ms: int | None = None
+    ) -> None:
         if not durations_ms:
             raise ValueError("a timeline needs at least one frame")
         if passes < 1:
             raise ValueError("a turn plays at least one pass")
+        self._set_durations(durations_ms)
+        self.t0 = t0
+        self.passes = passes
+        #: With a limit the turn ends at the first frame boundary at or after it (ms from t0).
+        self.limit_ms = limit_ms
+        self._floor = 0  # the turn never ends before this global frame (after a change)
+
+    def _set_durations(self, durations_ms: Sequence[int]) -> None:
         self.durations_ms = [max(MIN_FRAME_MS, int(d)) for d in durations_ms]
         self.frame_count = len(self.durations_ms)
         self._cum = [0]
         for d in self.durations_ms:
             self._cum.append(self._cum[-1] + d)
         self.pass_ms = self._cum[-1]
-        self.t0 = t0
-        self.passes = passes
 
     @property
     def end_index(self) -> int:
         """The global frame number just past the turn (its deadline is when the turn ends)."""
-        return self.passes * self.frame_count
+        if self.limit_ms is None:
+            return self.passes * self.frame_count
+        p, rest = divmod(self.limit_ms, self.pass_ms)
+        return max(1, self._floor, p * self.frame_count + bisect_left(self._cum, rest))
 
     def set_passes(self, passes: int, shown: int) -> None:
         """Change the turn length (item settings changed), never ending before the current pass."""
         current_pass = max(0, shown) // self.frame_count
         self.passes = max(passes, current_pass + 1)
+
+    def replan(self, durations_ms: Sequence[int], passes: int, limit_ms: int | None, shown: int) -> None:
+        """Apply a new ``turn_plan`` mid-turn: the turn ends no earlier than the frame after ``shown``.
+
+        A still's one duration may change (its frame stays on until the new deadline); an
+        animation's durations are its file's and do not.
+        """
+        if self.frame_count == 1 and len(durations_ms) == 1:
+            self._set_durations(durations_ms)
+        self.limit_ms = limit_ms
+        if limit_ms is None:
+            self.set_passes(passes, shown)
+        else:
+            self.passes = max(passes, max(0, shown) // self.frame_count + 1)
+            self._floor = max(0, shown) + 1
 
     def offset_ms(self, g: int) -> int:
         """Whole milliseconds from ``t0`` to the deadline of global frame ``g``."""

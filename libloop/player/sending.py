@@ -95,7 +95,9 @@ class Sender:
         self.ban_lock = threading.Lock()
         self.errors_in_row = 0
         self.backlight_pending = True
-        self.brightness = 100
+        self.brightness = 100  # the person's level
+        #: The level the backlight is set to (the person's, or the night's dim level).
+        self.level: Callable[[], int] = lambda: self.brightness
 
     # --- bans ------------------------------------------------------------------------------
 
@@ -184,10 +186,9 @@ class Sender:
     def _catch_up(self, frames: Frames, shown: int, k: int) -> None:
         """After dropped frames: redraw a cover of every region that changed since ``shown``."""
         n = frames.frame_count
-        chain = [frames.regions((shown + j) % n) for j in range(1, (k - shown) % n + 1)]
-        rects = catch_up_rects(
-            ([(r.x0, r.y0, r.x1, r.y1) for r in regions] for regions in chain), frames.width, frames.height
-        )
+        # The tables say what changed; pixels are read only for what is sent.
+        chain = [frames.region_rects((shown + j) % n) for j in range(1, (k - shown) % n + 1)]
+        rects = catch_up_rects(([box[:4] for box in boxes] for boxes in chain), frames.width, frames.height)
         if not rects:
             return
         whole = np.frombuffer(frames.frame(k), dtype=np.uint8).reshape(frames.height, frames.width, 2)
@@ -285,7 +286,7 @@ class Sender:
     def backlight_if_pending(self) -> None:
         if self.backlight_pending:
             self.backlight_pending = False
-            self.guard(lambda: self.display.set_brightness(self.brightness))
+            self.guard(lambda: self.display.set_brightness(self.level()))
 
     def guard(self, op: Callable[[], None], *, unknown_after: bool = False) -> None:
         """Run a display operation; a transport error is handled like one during a frame.

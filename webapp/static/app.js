@@ -4,6 +4,7 @@ import { api } from "./api.js";
 import { $, initBanner, showError, showInfo } from "./ui.js";
 import { currentItems, isInteracting, markPlaying, render, setOnChange } from "./library.js";
 import { initPlayer, refreshHealth, refreshPlayer } from "./player.js";
+import { initSettings, refreshSettings, rerendering } from "./settings.js";
 import { initTokens, refreshTokens } from "./tokens.js";
 import { initUploads, setUploadLimit } from "./uploads.js";
 
@@ -98,7 +99,17 @@ async function refreshAll() {
     refreshHealth(),
     refreshSession().catch(() => {}),
     refreshTokens(),
+    refreshSettings(),
   ]);
+}
+
+// The settings every 10 s, every 2 s while the library is re-rendered (its progress shows).
+function pollSettings() {
+  const tick = async () => {
+    if (!document.hidden) await refreshSettings();
+    setTimeout(tick, rerendering() ? 2000 : 10000);
+  };
+  setTimeout(tick, 2000);
 }
 
 async function main() {
@@ -106,6 +117,13 @@ async function main() {
   initLogin();
   initPasswordForm();
   initTokens();
+  let wasRendering = false;
+  initSettings(() => {
+    // A change of settings shows on the panel and, once re-rendered, in the library's previews.
+    const now = rerendering();
+    if (now !== wasRendering || now) refreshLibrary();
+    wasRendering = now;
+  });
   initPlayer((id) => currentItems().find((item) => item.id === id)?.name);
   // After an import, the library and what the player shows have both changed.
   initUploads(() => Promise.all([refreshLibrary(), refreshPlayer()]));
@@ -115,6 +133,7 @@ async function main() {
   every(3000, refreshLibrary);
   every(1500, refreshPlayer);
   every(10000, refreshHealth);
+  pollSettings();
   try {
     const session = await refreshSession();
     if (session.password_set && !session.logged_in) {

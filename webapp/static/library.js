@@ -3,7 +3,7 @@
 // the server's answer, and an error restores the last confirmed state with a message.
 
 import { api } from "./api.js";
-import { $, el, showError, confirmDelete, askName } from "./ui.js";
+import { $, el, showError, confirmDelete, askName, askPlaySettings } from "./ui.js";
 
 let items = [];           // the last state the server confirmed, in play order
 let busy = new Set();     // ids with a request in flight (shown dimmed, not hidden)
@@ -59,12 +59,14 @@ function makeCard(item) {
   const meta = el("span", { class: "meta muted" });
   const toggle = el("label", { class: "toggle", title: "Play this item" }, el("input", { type: "checkbox" }), el("span", {}, "On"));
   const show = el("button", { type: "button", class: "show", title: "Show on the display now" }, "▶ Show");
+  const more = el("button", { type: "button", class: "more", title: "Play settings", "aria-label": "Play settings" }, "⋯");
   const del = el("button", { type: "button", class: "delete danger", title: "Delete" }, "Delete");
   card.append(
     el("div", { class: "thumb" }, img, handle),
-    el("div", { class: "info" }, name, meta),
-    el("div", { class: "actions" }, toggle, show, del),
+    el("div", { class: "info" }, name, meta, el("span", { class: "badge", hidden: true })),
+    el("div", { class: "actions" }, toggle, show, more, del),
   );
+  more.addEventListener("click", () => editPlay(card.dataset.id));
   name.addEventListener("click", () => rename(card.dataset.id));
   toggle.querySelector("input").addEventListener("change", (event) => setEnabled(card.dataset.id, event.target));
   show.addEventListener("click", () => showNow(card.dataset.id));
@@ -80,8 +82,14 @@ function updateCard(card, item) {
   img.alt = item.name;
   card.querySelector(".name").textContent = item.name;
   const kind = { gif: "animation", image: "picture", video: "video" }[item.kind] || item.kind;
-  card.querySelector(".meta").textContent =
-    `${kind} · ${item.frames} frame${item.frames === 1 ? "" : "s"} · ${fmtDuration(item.duration_ms)}`;
+  // A still stays on as long as the settings say, whatever its file holds.
+  const time = item.seconds ? `${item.seconds} s` : item.frames <= 1 ? "still" : fmtDuration(item.duration_ms);
+  card.querySelector(".meta").textContent = `${kind} · ${item.frames} frame${item.frames === 1 ? "" : "s"} · ${time}`;
+  const badge = card.querySelector(".badge");
+  const words = { pending: "re-rendering…", needs_upload: "re-upload to re-render", failed: "re-render failed" };
+  badge.textContent = words[item.rerender] || "";
+  badge.hidden = !words[item.rerender];
+  badge.className = `badge ${item.rerender || ""}`;
   card.querySelector(".toggle input").checked = item.enabled;
   card.querySelector(".toggle span").textContent = item.enabled ? "On" : "Off";
   card.classList.toggle("disabled", !item.enabled);
@@ -112,6 +120,17 @@ async function rename(id) {
   if (!name || name === item.name) return;
   await withBusy(id, async () => {
     const updated = await api("PATCH", `/api/media/${encodeURIComponent(id)}`, { name });
+    items = items.map((i) => (i.id === id ? updated : i));
+  });
+}
+
+async function editPlay(id) {
+  const item = items.find((i) => i.id === id);
+  if (!item) return;
+  const wanted = await askPlaySettings(item);
+  if (!wanted) return;
+  await withBusy(id, async () => {
+    const updated = await api("PATCH", `/api/media/${encodeURIComponent(id)}`, wanted);
     items = items.map((i) => (i.id === id ? updated : i));
   });
 }

@@ -51,6 +51,27 @@ export function confirmDelete(name) {
   return ask($("confirm-dialog"));
 }
 
+/** The play settings dialog of an item: resolves with the changes ({fit, seconds, loops}) or null. */
+export async function askPlaySettings(item) {
+  const dialog = $("item-dialog");
+  const form = $("item-form");
+  $("item-dialog-title").textContent = `Play settings: ${item.name}`;
+  form.elements.fit.value = item.fit || "";
+  form.elements.seconds.value = item.seconds ?? "";
+  form.elements.loops.value = item.loops ?? 1;
+  const still = item.frames <= 1;
+  $("item-loops-field").hidden = still;
+  form.elements.seconds.placeholder = still ? "as in Display settings" : "one play";
+  $("item-dialog-note").textContent = item.rerender === "needs_upload"
+    ? "This item was added before originals were kept: a new fit applies once you upload it again."
+    : "";
+  if (!(await ask(dialog))) return null;
+  const seconds = form.elements.seconds.value.trim();
+  const changes = { fit: form.elements.fit.value || null, seconds: seconds === "" ? null : Number(seconds) };
+  if (!still) changes.loops = Number(form.elements.loops.value) || 1;
+  return changes;
+}
+
 export async function askName(current) {
   const input = $("rename-input");
   input.value = current;
