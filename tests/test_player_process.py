@@ -371,3 +371,15 @@ def test_the_simulator_window_shows_the_player_processs_framebuffer(device: Devi
         assert tuple(pixel) == GREEN
     finally:
         viewer.close()
+
+
+def test_a_new_rotation_turns_the_panel_in_the_player_process_before_the_change_returns(
+    device: Device,
+) -> None:
+    item = add_solid_item(device.library, "green", [GREEN, GREEN])
+    wait_until(lambda: on_panel(device, item.id), 20, "the item on the panel")
+    device.settings.patch({"rotation": 90})
+    # The player process read the setting from its own library and turned the panel at once.
+    assert device.rotation == 90
+    wait_until(lambda: device.display_image().size == (320, 240), 10, "the landscape picture")
+    assert device.player.status().on_panel == item.id or device.player.status().current == item.id
