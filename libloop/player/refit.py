@@ -92,7 +92,13 @@ class FittedFrames:
         """Where the file's regions land on the panel, and their byte counts (no pixels read)."""
         x, y, _bw, _bh = self._box
         found: list[tuple[int, int, int, int, int]] = []
-        for r in self.inner.region_rects(i):
+        table = getattr(self.inner, "region_rects", None)
+        inner = (
+            list(table(i))
+            if table is not None
+            else [(r.x0, r.y0, r.x1, r.y1, 0) for r in self.inner.regions(i)]
+        )
+        for r in inner:
             # The output columns and rows whose source pixel lies in the region.
             c0, c1 = np.searchsorted(self._xs, r[0]), np.searchsorted(self._xs, r[2], side="right")
             r0, r1 = np.searchsorted(self._ys, r[1]), np.searchsorted(self._ys, r[3], side="right")

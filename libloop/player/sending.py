@@ -44,6 +44,15 @@ ERROR = "<error screen>"
 Panel = tuple[str, int] | None
 
 
+def _region_rects(frames: Frames, i: int) -> list[tuple[int, int, int, int, int]]:
+    """``(x0, y0, x1, y1, bytes)`` of frame ``i``'s regions: from the file's table when it has one
+    (a frame file), else from its regions."""
+    table = getattr(frames, "region_rects", None)
+    if table is not None:
+        return list(table(i))
+    return [(r.x0, r.y0, r.x1, r.y1, 2 * (r.x1 - r.x0 + 1) * (r.y1 - r.y0 + 1)) for r in frames.regions(i)]
+
+
 class FramePublisher(Protocol):
     """Told before and after every change of what the panel shows."""
 
@@ -187,7 +196,7 @@ class Sender:
         """After dropped frames: redraw a cover of every region that changed since ``shown``."""
         n = frames.frame_count
         # The tables say what changed; pixels are read only for what is sent.
-        chain = [frames.region_rects((shown + j) % n) for j in range(1, (k - shown) % n + 1)]
+        chain = [_region_rects(frames, (shown + j) % n) for j in range(1, (k - shown) % n + 1)]
         rects = catch_up_rects(([box[:4] for box in boxes] for boxes in chain), frames.width, frames.height)
         if not rects:
             return
