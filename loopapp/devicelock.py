@@ -10,8 +10,11 @@ itself is never removed: unlinking a lock file lets two processes lock two diffe
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 from libloop.errors import LoopError
@@ -50,8 +53,7 @@ class DeviceLock:
         """Take the lock without waiting and record this process's PID in it."""
         if self._fd is not None:
             return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -61,9 +63,27 @@ class DeviceLock:
         except BaseException:
             os.close(fd)
             raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # a read-only or full card: the lock still holds
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+
+    def _open(self) -> int:
+        """The lock file's descriptor; on a read-only or full card, the existing file read-only,
+        else a lock file for this data directory in the temporary directory (a flock needs no
+        write access, and the device must start on such a card)."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            if exc.errno not in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES):
+                raise
+        try:
+            return os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            key = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
+            fallback = Path(tempfile.gettempdir()) / f"loop-{key}.lock"
+            return os.open(fallback, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def release(self) -> None:
         """Give the lock up (closing the file drops it); safe to call when not held."""

@@ -167,7 +167,7 @@ def _received_files() -> list[Any]:
             ) from None
         if exc.errno == errno.EROFS:
             raise ApiError(
-                507,
+                503,
                 "storage_read_only",
                 "The device's storage is read-only, so uploads cannot be saved; run 'loop fsck' "
                 "and check the SD card.",

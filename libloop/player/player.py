@@ -90,6 +90,15 @@ EMPTY = "<empty screen>"
 ERROR = "<error screen>"
 
 
+def _region_rects(frames: Frames, i: int) -> list[tuple[int, int, int, int, int]]:
+    """``(x0, y0, x1, y1, bytes)`` of frame ``i``'s regions: from the file's table when it has one
+    (a frame file), else from its regions (a file refitted on the fly)."""
+    table = getattr(frames, "region_rects", None)
+    if table is not None:
+        return list(table(i))
+    return [(r.x0, r.y0, r.x1, r.y1, 2 * (r.x1 - r.x0 + 1) * (r.y1 - r.y0 + 1)) for r in frames.regions(i)]
+
+
 def _item_on(panel: tuple[str, int] | None) -> str | None:
     """The item id of what the panel holds, or None for a screen or unknown content."""
     if panel is None or panel[0] in (EMPTY, ERROR):
@@ -922,7 +931,7 @@ class Player:
                 else:
                     steps = (k - panel[1]) % n
                     # The tables say what changed; pixels are read only for what is sent.
-                    chain = [frames.region_rects((panel[1] + j) % n) for j in range(1, steps + 1)]
+                    chain = [_region_rects(frames, (panel[1] + j) % n) for j in range(1, steps + 1)]
                     needed = sum(box[4] for boxes in chain for box in boxes)
                     if k == 0 and now - self._last_full >= self.refresh_interval:
                         full = refresh = True
