@@ -3,11 +3,13 @@
 The real ``Device`` runs in this process (this process *is* the web process: the dashboard,
 the API, the import queue), over the simulated panel with the fake bus *paced*: each transfer
 really takes its wire time at 64 MHz, slept through with the GIL released, as a thread in the
-spidev ioctl does on a Pi. Two arrangements are measured one after the other:
+spidev ioctl does on a Pi. Three arrangements are measured one after the other:
 
 * **thread** — the previous design: the player and the display on a thread of this process;
 * **process** — the player, the display, the fake bus and the panel model in a process of
-  their own (``[player] isolation = "process"``), with SCHED_FIFO where the OS allows it.
+  their own (``[player] isolation = "process"``), with SCHED_FIFO where the OS allows it;
+* **thread-fifo** — the alternative of a thread with its own priority: the previous design
+  with the player's threads (loop, watcher, bounded hardware calls) at SCHED_FIFO.
 
 Loads, each for one measuring window after an idle one: (a) eight HTTP clients (in another
 process) polling ``/api/display.png`` and ``/api/player`` as fast as they are answered while a
@@ -255,6 +257,20 @@ def _wait(predicate: Callable[[], bool], timeout: float, every: float = 0.05) ->
     return False
 
 
+def _fifo_player_threads() -> int:
+    """Give the player's threads in this process (its loop, watcher and bounded hardware calls)
+    SCHED_FIFO, as the "thread with its own priority" alternative would; how many got it."""
+    import os
+
+    done = 0
+    for t in threading.enumerate():
+        if t.native_id is not None and t.name.startswith(("loop-player", "bounded:")):
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(t.native_id, os.SCHED_FIFO, os.sched_param(10))
+                done += 1
+    return done
+
+
 def _start_device(tmp: Path, arrangement: str) -> Device:
     config = load_config(None, data_dir=tmp / f"data-{arrangement}-{secrets.token_hex(3)}")
     config = replace(config, wiring=replace(config.wiring, speed_hz=WIRE_HZ))
@@ -304,10 +320,11 @@ def _contention(sec: Section, tmp: Path, frames: int) -> None:
         ("an import running", lambda d: import_load(d, gif)),
     ]
     for item_name, content in items.items():
-        for arrangement in ("thread", "process"):
+        for arrangement in ("thread", "thread-fifo", "process"):
             device = _start_device(tmp, arrangement)
             try:
-                for load_name, figures in _under_loads(device, content, loads, frames).items():
+                fifo = arrangement == "thread-fifo"
+                for load_name, figures in _under_loads(device, content, loads, frames, fifo=fifo).items():
                     results[(item_name, load_name, arrangement)] = figures
             finally:
                 device.stop()
@@ -315,22 +332,31 @@ def _contention(sec: Section, tmp: Path, frames: int) -> None:
         for load_name, _ in loads:
             new = results[(item_name, load_name, "process")]
             old = results[(item_name, load_name, "thread")]
+            fifo = results[(item_name, load_name, "thread-fifo")]
             sec.add(
                 f"{item_name}, {load_name}",
                 _fmt(new),
                 f"previous design: {_fmt(old)}",
-                f"{frames} frame slots at 25 fps",
+                f"{frames} frame slots at 25 fps; the alternative of a thread with its own priority "
+                f"(the player's threads at SCHED_FIFO in the web process): {_fmt(fifo)}",
             )
 
 
 def _under_loads(
-    device: Device, content: list[np.ndarray], loads: list[tuple[str, Callable[[Device], Any]]], frames: int
+    device: Device,
+    content: list[np.ndarray],
+    loads: list[tuple[str, Callable[[Device], Any]]],
+    frames: int,
+    *,
+    fifo: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Play ``content`` on ``device`` and measure a window under each load in turn."""
     item_id = add_item(device.library, content, FRAME_MS, "video")
     device.library.update(item_id, min_seconds=86_400)  # its turn outlasts the run
     _wait(lambda: device.player.status().on_panel == item_id, 30)
     _wait(lambda: device.player.status().stats.frames_shown > 25, 30)
+    if fifo:
+        _wait(lambda: _fifo_player_threads() >= 3, 10)  # loop, watcher and the bus's worker
     out = {}
     for load_name, load in loads:
         with load(device):
