@@ -27,6 +27,7 @@ publish and extra calls).
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import itertools
@@ -34,6 +35,7 @@ import logging
 import multiprocessing
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +56,19 @@ log = logging.getLogger(__name__)
 STATUS_TTL_S = 0.2
 #: How long the parent remembers a ban for children it starts later.
 BAN_MEMORY_S = 60.0
+
+
+#: Every PlayerProcess with a child, so an interpreter that exits without stopping one ends it
+#: first: the child ignores SIGTERM (the device decides when it ends), and multiprocessing's own
+#: exit handler would terminate it and then wait for it for ever.
+_LIVE: weakref.WeakSet[PlayerProcess] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_children_at_exit() -> None:
+    for process in list(_LIVE):
+        with contextlib.suppress(Exception):
+            process.close()
 
 
 class _Pending:
@@ -166,6 +181,7 @@ class PlayerProcess:
         self._beat_seen = None
         self._spawned_at = time.monotonic()
         process.start()
+        _LIVE.add(self)
         child_conn.close()
         self._conn, self._process = parent_conn, process
         self.starts += 1
