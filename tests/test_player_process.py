@@ -13,7 +13,9 @@ import multiprocessing
 import os
 import random
 import signal
+import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -254,6 +256,24 @@ def test_without_real_time_scheduling_the_web_side_is_niced(tmp_path: Path) -> N
         assert isolation["scheduling"]["policy"] == "other"
         assert "off in the config" in isolation["scheduling"]["reason"]
         assert isolation["web_nice"] == 4
+        # A request thread that served the API lowered its own priority by that much; the
+        # player process kept its own.
+        seen: set[int] = set()
+
+        def record(environ: Any, start_response: Any) -> Any:
+            seen.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return inner(environ, start_response)
+
+        niced = device._app.wsgi_app
+        inner = niced.app  # type: ignore[attr-defined]
+        niced.app = record  # type: ignore[attr-defined]
+        with urllib.request.urlopen(f"{device.server.url}/api/player", timeout=10) as response:
+            response.read()
+        assert seen == {os.getpriority(os.PRIO_PROCESS, 0) + 4}
+        assert device.player_process is not None and device.player_process.pid is not None
+        assert os.getpriority(os.PRIO_PROCESS, device.player_process.pid) == os.getpriority(
+            os.PRIO_PROCESS, 0
+        )
     finally:
         device.stop()
     assert apply_realtime(None)["policy"] == "other"
