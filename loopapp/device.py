@@ -315,9 +315,14 @@ class Device:
             worker=self._import_worker,
             dedupe=True,  # the same picture uploaded twice is one item, as with `loop import`
         )
-        # Frame files an earlier LOOP wrote (v1, raw) are converted to v2 in a niced child process.
+        # Frame files an earlier LOOP wrote (v1, raw) are converted to v2 in a niced child process
+        # (not on a read-only, full or unreadable disk: the library then plays as it is).
         self.upgrade = BackgroundUpgrade(self.data_dir)
-        self.upgrade.start(self.library)
+        if self.opening.state in ("ok", "rebuilt"):
+            try:
+                self.upgrade.start(self.library)
+            except (LoopError, OSError) as exc:
+                log.warning("the frame file upgrade did not start: %s", exc)
         # A new rotation or fit re-renders the library from the kept originals, whenever no
         # upload waits, in a child process at lower priority.
         self.rerender = Rerenderer(
