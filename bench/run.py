@@ -18,6 +18,7 @@ MODULES = [
     "bench.bench_display",
     "bench.bench_media",
     "bench.bench_player",
+    "bench.bench_contention",
     "bench.bench_uploads",
 ]
 

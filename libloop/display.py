@@ -37,7 +37,7 @@ from libloop.ili9341 import PANEL_HEIGHT, PANEL_WIDTH, RESET_DELAY_S, Delay, Op,
 from libloop.transport.backlight import check_level
 from libloop.transport.base import Backlight, BusStats, OutputPin, SpiBus, SpiLink, byte_view
 
-__all__ = ["RESET_PULSE_S", "Display", "Fit"]
+__all__ = ["RESET_PULSE_S", "Display", "Fit", "render_shadow"]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,9 @@ class Display:
         bgr: the module has a BGR colour filter (most ILI9341 modules).
         invert: send INVON (IPS modules need it for correct colours).
         sleep: how ``Delay`` ops and the reset waits are performed (inject a fake clock's).
-        shadow: keep a copy of what was sent, for :meth:`shadow_image`.
+        shadow: keep a copy of what was sent, for :meth:`shadow_image`; or the buffer to keep
+            it in (``240 * 320 * 2`` uint8 bytes, e.g. shared memory read by another process
+            with :func:`render_shadow`).
         brightness: backlight level after ``open()``, percent.
     """
 
@@ -81,7 +83,7 @@ class Display:
         bgr: bool = True,
         invert: bool = False,
         sleep: Callable[[float], None] = time.sleep,
-        shadow: bool = False,
+        shadow: bool | U8 = False,
         brightness: int = 100,
     ) -> None:
         self.bus = bus
@@ -99,7 +101,13 @@ class Display:
         self._open = False
         self._asleep = False
         self._on = True
-        self._shadow: U8 | None = np.zeros((PANEL_HEIGHT, PANEL_WIDTH, 2), np.uint8) if shadow else None
+        self._shadow: U8 | None = None
+        if isinstance(shadow, np.ndarray):
+            if shadow.size != PANEL_HEIGHT * PANEL_WIDTH * 2 or shadow.dtype != np.uint8:
+                raise ValueError(f"a shadow buffer is {PANEL_HEIGHT * PANEL_WIDTH * 2} uint8 bytes")
+            self._shadow = shadow.reshape(PANEL_HEIGHT, PANEL_WIDTH, 2)
+        elif shadow:
+            self._shadow = np.zeros((PANEL_HEIGHT, PANEL_WIDTH, 2), np.uint8)
 
     # --- state -------------------------------------------------------------------------
 
@@ -426,6 +434,15 @@ class Display:
             return None
         with self._shadow_lock:
             raw = self._shadow.copy()
-        rgb = rgb565_to_rgb888(raw, PANEL_WIDTH, PANEL_HEIGHT)
-        turns = -_TO_GLASS[Rotation(self._rotation if rotation is None else rotation)]
-        return Image.fromarray(np.ascontiguousarray(np.rot90(rgb, turns)), "RGB")
+        return render_shadow(raw, self._rotation if rotation is None else rotation)
+
+    def shadow_state(self) -> tuple[int, ...]:
+        """The drawing rotation, whether the panel is open, asleep and on, and the brightness."""
+        return (int(self._rotation), int(self._open), int(self._asleep), int(self._on), self._brightness)
+
+
+def render_shadow(raw: U8, rotation: Rotation) -> Image.Image:
+    """A shadow copy (glass-oriented RGB565, ``240 * 320 * 2`` bytes) as an upright RGB image."""
+    rgb = rgb565_to_rgb888(raw.reshape(PANEL_HEIGHT, PANEL_WIDTH, 2), PANEL_WIDTH, PANEL_HEIGHT)
+    turns = -_TO_GLASS[Rotation(rotation)]
+    return Image.fromarray(np.ascontiguousarray(np.rot90(rgb, turns)), "RGB")

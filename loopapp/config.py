@@ -34,10 +34,18 @@ hosts = []            # more names the dashboard answers to, e.g. ["loop.example
                       # guard). "*" answers to every name (only behind a proxy you trust).
 
 [player]
-refresh_seconds = 5.0
+refresh_seconds = 5.0 # the quickest one refresh sweep over the panel may be (it goes out a band
+                      # at a time in idle bus time, within a tenth of the content's bytes)
 night = ""            # e.g. "23:00-07:00": panel asleep in between, every day (a fresh device's
                       # night setting; weekdays and dimming are set live, `loop settings night`)
 still_seconds = 10.0  # how long a still picture stays on (a fresh device's setting)
+isolation = "process" # "process": the player and the display run in a process of their own,
+                      # so nothing else on the device can delay a frame; "thread": in the web
+                      # app's process (the previous design; for comparison and debugging)
+realtime_priority = 10  # SCHED_FIFO priority of the player process, 1-99 (0: none); needs
+                        # LimitRTPRIO= or CAP_SYS_NICE, which `loop install-service` grants
+web_nice = 5          # without real-time scheduling: how much lower the web app's request
+                      # threads run (a nice increment, 0-19)
 
 [mqtt]                # Home Assistant over MQTT; off while url is empty
 url = ""              # "mqtt://broker.lan:1883", or "mqtts://broker.lan:8883" (TLS, system CA store)
@@ -135,6 +143,9 @@ class PlayerConfig:
     refresh_seconds: float = 5.0
     night: str = ""
     still_seconds: float = 10.0
+    isolation: str = "process"
+    realtime_priority: int = 10
+    web_nice: int = 5
 
 
 @dataclass(frozen=True)
@@ -240,6 +251,14 @@ def validate(config: Config) -> Config:
         raise ConfigError(f"web.port must be between 0 and 65535, not {config.web.port}.")
     if not 1_000_000 <= config.wiring.speed_hz <= 125_000_000:
         raise ConfigError(f"wiring.speed_hz must be between 1 MHz and 125 MHz, not {config.wiring.speed_hz}.")
+    if config.player.isolation not in ("process", "thread"):
+        raise ConfigError(f'player.isolation must be "process" or "thread", not {config.player.isolation!r}.')
+    if not 0 <= config.player.realtime_priority <= 99:
+        raise ConfigError(
+            f"player.realtime_priority must be from 0 (none) to 99, not {config.player.realtime_priority}."
+        )
+    if not 0 <= config.player.web_nice <= 19:
+        raise ConfigError(f"player.web_nice must be from 0 to 19, not {config.player.web_nice}.")
     if config.wiring.backlight_pwm not in ("auto", "pwm", "pin"):
         raise ConfigError(
             f'wiring.backlight_pwm must be "auto", "pwm" or "pin", not {config.wiring.backlight_pwm!r}.'

@@ -32,8 +32,10 @@ from loopapp.devicelock import DeviceLock
 from loopapp.hardware import Hardware
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from libloop.display import Display
-    from libloop.health import Supervisor
+    from libloop.health import Liveness, Supervisor
     from libloop.health.notify import Notifier
     from libloop.health.resources import ResourceMonitor
     from libloop.health.wifi import WifiMonitor, WifiPoller
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from libloop.media.jobs import Imported, ImportQueue
     from libloop.media.rerender import Rerenderer
     from libloop.player import Player
+    from libloop.player.process import PlayerProcess
     from libloop.settings import DeviceSettings
     from libloop.settings.live import LiveSettings
     from loopapp.integrations.hass import DeviceInfo
@@ -140,7 +143,13 @@ class Device:
         wifi: the Wi-Fi monitor (default: NetworkManager on a Pi, a fake in the simulator).
         import_worker: ``"process"`` (the default) or ``"inline"`` for tests.
         simulated: whether this is the simulator (default: the hardware has a panel model).
-        supervisor_options: overrides of the supervisor's intervals (tests shorten them).
+        supervisor_options: overrides of the supervisor's intervals (tests shorten them), and
+            ``player_stale_after``: seconds without a heartbeat from the player process.
+        player_mode: ``"process"`` (the player and the display in a process of their own, see
+            ``loopapp.player_host``) or ``"thread"`` (in this process, the previous design);
+            default: the config's ``[player] isolation``, and always ``"thread"`` for hardware
+            a child process cannot build again (``Hardware.kind == "custom"``).
+        player_host_options: extra ``PlayerHostArgs`` fields (benchmarks: ``pace``, ``panel``).
         mqtt_options: overrides of the MQTT bridge's backoff and keepalive (tests shorten them).
     """
 
@@ -157,6 +166,8 @@ class Device:
         import_worker: Literal["process", "inline"] = "process",
         simulated: bool | None = None,
         supervisor_options: Mapping[str, Any] | None = None,
+        player_mode: Literal["process", "thread"] | None = None,
+        player_host_options: Mapping[str, Any] | None = None,
         mqtt_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
@@ -169,6 +180,16 @@ class Device:
         self._wifi = wifi
         self._import_worker = import_worker
         self._supervisor_options = dict(supervisor_options or {})
+        #: Seconds without a heartbeat from the player process before it counts as stuck (its
+        #: loop beats at least once a second; a hung hardware call inside it is noticed here).
+        self.player_stale_after = float(self._supervisor_options.pop("player_stale_after", 5.0))
+        mode = player_mode or config.player.isolation
+        self.player_mode: Literal["process", "thread"] = "process" if mode == "process" else "thread"
+        if hardware.kind not in ("sim", "pi"):
+            self.player_mode = "thread"
+        self._player_host_options = dict(player_host_options or {})
+        self._relay_stop = threading.Event()
+        self._relay: threading.Thread | None = None
         self._mqtt_options = dict(mqtt_options or {})
         self.data_dir = config.data_dir
         self.upload_dir = self.data_dir / "incoming"
@@ -188,8 +209,12 @@ class Device:
         self.library: Library
         self.settings: LiveSettings
         self.rerender: Rerenderer
-        self.display: Display
-        self.player: Player
+        self.display: Display | None = None  # in this process only in "thread" mode
+        self.player: Player | PlayerProcess
+        #: The player process (``player_mode == "process"``), else None.
+        self.player_process: PlayerProcess | None = None
+        #: What the panel shows, for the window and the web app (``version``, ``snapshot``).
+        self.panel_view: Any = None
         self.imports: ImportQueue
         self.resources: ResourceMonitor
         self.supervisor: Supervisor
@@ -263,21 +288,22 @@ class Device:
         # The live settings: stored in the library over the config file's defaults.
         self.settings = LiveSettings(self.library, device_settings(config), options=ImportOptions())
 
-        bus = BoundedBus(hw.bus, speed_hz=config.wiring.speed_hz, clock=self.clock)
-        dc = BoundedPin(hw.dc, name="D/C", clock=self.clock)
-        reset = BoundedPin(hw.reset, name="RESET", clock=self.clock) if hw.reset is not None else None
-        backlight = BoundedBacklight(hw.backlight, clock=self.clock) if hw.backlight is not None else None
-        self.display = Display(
-            bus,
-            dc,
-            reset,
-            backlight,
-            rotation=Rotation(self.settings.current().rotation),
-            bgr=config.display.bgr,
-            invert=config.display.invert,
-            shadow=hw.panel is None,
-        )
-        self.display.open()
+        if self.player_mode == "thread":
+            bus = BoundedBus(hw.bus, speed_hz=config.wiring.speed_hz, clock=self.clock)
+            dc = BoundedPin(hw.dc, name="D/C", clock=self.clock)
+            reset = BoundedPin(hw.reset, name="RESET", clock=self.clock) if hw.reset is not None else None
+            backlight = BoundedBacklight(hw.backlight, clock=self.clock) if hw.backlight is not None else None
+            self.display = Display(
+                bus,
+                dc,
+                reset,
+                backlight,
+                rotation=Rotation(self.settings.current().rotation),
+                bgr=config.display.bgr,
+                invert=config.display.invert,
+                shadow=hw.panel is None,
+            )
+            self.display.open()
 
         self.imports = ImportQueue(
             self.library,
@@ -313,18 +339,25 @@ class Device:
         self.port = self.server.port  # a restart binds the same port again
 
         beat = Heartbeat(self.clock, stale_after=10.0)
-        self.player = Player(
-            self.display,
-            self.library,
-            clock=self.clock,
-            dashboard_url=self.dashboard_url,
-            refresh_interval=config.player.refresh_seconds,
-            settings=self.settings.play_settings,  # rotation, shuffle, still time, night
-            heartbeat=beat.beat,
-            on_fatal=lambda exc: self.supervisor.report_failure("player", str(exc)),
-            on_fault=lambda message: self.supervisor.faults.record("player", message),
-            wire_hz=float(config.wiring.speed_hz),
-        )
+        player_liveness = beat.liveness
+        if self.player_mode == "thread":
+            assert self.display is not None
+            self.player = Player(
+                self.display,
+                self.library,
+                clock=self.clock,
+                dashboard_url=self.dashboard_url,
+                refresh_interval=config.player.refresh_seconds,
+                settings=self.settings.play_settings,  # rotation, shuffle, still time, night
+                heartbeat=beat.beat,
+                on_fatal=lambda exc: self.supervisor.report_failure("player", str(exc)),
+                on_fault=lambda message: self.supervisor.faults.record("player", message),
+                wire_hz=float(config.wiring.speed_hz),
+            )
+            self.panel_view = hw.panel
+        else:
+            self.player = self.player_process = self._start_player_process()
+            player_liveness = self._player_process_liveness
         if self.opening.screen is not None:
             self.player.show_error(self.opening.screen)
 
@@ -343,8 +376,8 @@ class Device:
             CallbackComponent(
                 "player",
                 start=self.player.start,
-                stop=self.player.stop,
-                liveness=beat.liveness,
+                stop=self._stop_player,
+                liveness=player_liveness,
                 essential=True,
             ),
             restart=self._restart_player,
@@ -384,6 +417,7 @@ class Device:
         self.supervisor.add_section("wifi", self.wifi_poller.snapshot)
         self.supervisor.add_section("player", lambda: self.player.status().to_dict())
         self.supervisor.add_section("display", self._display_info)
+        self.supervisor.add_section("isolation", self._isolation_info)
         self._register_integrations()
         self.supervisor.add_section("storage", self._storage_info)
         self.supervisor.start()
@@ -404,11 +438,11 @@ class Device:
         self._started = False
         steps: list[tuple[str, Callable[[], None]]] = [
             ("supervisor", self.supervisor.stop),
-            ("player", self.player.stop),
+            ("player", self._close_player),
             ("web server", self._stop_web),
             ("re-render", self.rerender.close),
             ("imports", self.imports.close),
-            ("display", self.display.close),
+            ("display", self.display.close if self.display is not None else lambda: None),
             ("library", self.library.close),
         ]
         for what, step in steps:
@@ -508,15 +542,11 @@ class Device:
         return DeviceInfo(self.device_id, f"LOOP {self.hostname}", model, __version__, self.dashboard_url)
 
     def _panel_image(self) -> Any:
-        image = self.hardware.snapshot(int(self.rotation))
-        return image if image is not None else self.display.shadow_image(self.rotation)
+        return self.display_image()
 
     def _panel_changes(self) -> int:
-        """Moves whenever the glass may have changed (the model's version, or bytes on the bus)."""
-        panel = self.hardware.panel
-        if panel is not None:
-            return int(panel.version)
-        return self.display.stats.bytes + self.display.brightness
+        """Moves whenever the glass may have changed (see ``display_version``)."""
+        return self.display_version()
 
     # --- supervisor hooks --------------------------------------------------------------------
 
@@ -534,11 +564,90 @@ class Device:
         self._web_running = False
         self.server.stop()
 
+    def _stop_player(self) -> None:
+        self.player.stop()
+
     def _restart_player(self) -> None:
-        """The player is stuck or died: re-initialise the panel, then start a fresh loop."""
+        """The player is stuck or died: re-initialise the panel, then start a fresh loop.
+
+        In its own process: the same, there; a new process if that one does not answer.
+        """
+        if self.player_process is not None:
+            self.player_process.restart()
+            return
+        assert self.display is not None
         self.player.stop()
         self.display.reinit()
         self.player.start()
+
+    # --- the player process --------------------------------------------------------------------
+
+    def _start_player_process(self) -> PlayerProcess:
+        """Start the player process (it builds the hardware, display and player) and wait for it."""
+        from libloop.player.process import PlayerProcess
+        from loopapp.player_host import PlayerHostArgs, framebuffer_view, host_spec
+
+        opening = self.opening
+        args = PlayerHostArgs(
+            self.config,
+            self.hardware.kind,
+            self.dashboard_url,
+            library_state=opening.state,
+            library_problem="; ".join(opening.problems) if opening.state == "unavailable" else "",
+            **self._player_host_options,
+        )
+        process = PlayerProcess(
+            host_spec(args),
+            clock=self.clock,
+            on_fatal=lambda sentence: self.supervisor.report_failure("player", sentence),
+            on_fault=lambda message: self.supervisor.faults.record("player", message),
+        )
+        try:
+            process.start()
+        except BaseException:
+            process.close()
+            raise
+        assert process.framebuffer is not None
+        self.panel_view = framebuffer_view(process.framebuffer, self.hardware.kind)
+        if process.scheduling.get("policy") != "fifo" and self.config.player.web_nice > 0:
+            self._app.wsgi_app = _NicedThreads(self._app.wsgi_app, self.config.player.web_nice)  # type: ignore[method-assign]
+        self._relay_stop.clear()
+        self._relay = threading.Thread(target=self._relay_changes, name="loop-player-relay", daemon=True)
+        self._relay.start()
+        return process
+
+    def _relay_changes(self) -> None:
+        """Tell the player process about every library change at once (it does not poll for ours)."""
+        since = self.library.generation
+        while not self._relay_stop.is_set():
+            try:
+                now = self.library.wait_for_change(since, 1.0)
+            except Exception:  # a closed library: the device is stopping
+                self._relay_stop.wait(1.0)
+                continue
+            if now != since:
+                since = now
+                if self.player_process is not None:
+                    self.player_process.notify_change()
+
+    def _player_process_liveness(self) -> Liveness:
+        from libloop.health import Liveness
+
+        process = self.player_process
+        assert process is not None
+        age = process.heartbeat_age()
+        if age is None:
+            return Liveness(False, "the player process is not running")
+        if age > self.player_stale_after:
+            return Liveness(False, f"no heartbeat from the player process for {age:.1f} s", age)
+        return Liveness(True, f"player process {process.pid}", age)
+
+    def _close_player(self) -> None:
+        self._relay_stop.set()
+        if self.player_process is not None:
+            self.player_process.close()
+        else:
+            self.player.stop()
 
     def _on_emergency(self, reason: str) -> None:
         log.error("emergency mode: %s", reason)
@@ -564,16 +673,12 @@ class Device:
 
     def _probe_display(self) -> str:
         """The bus takes a NOP command (bounded like every transfer): SPI and D/C work."""
-        from libloop.ili9341 import Cmd, command
+        from loopapp.player_host import probe_display
 
-        self.display.send(command(Cmd.NOP))
-        from libloop.transport.spiclock import mhz
-
-        link = self.display.link()
-        clock = mhz(link.clock_hz)
-        if link.degraded:
-            return f"answers on SPI at {clock}, degraded: {link.reason}"
-        return f"answers on SPI at {clock}"
+        if self.player_process is not None:
+            return str(self.player_process.call("probe", timeout=4.0))
+        assert self.display is not None
+        return probe_display(self.display)
 
     def _probe_web(self) -> str:
         """The dashboard answers HTTP (any status: a password may guard the API)."""
@@ -597,25 +702,37 @@ class Device:
     def rotation(self) -> Rotation:
         """The panel's orientation now (it follows the live setting at once)."""
         display = getattr(self, "display", None)
-        return Rotation(display.rotation) if display is not None else Rotation(self.config.display.rotation)
+        if display is not None:
+            return Rotation(display.rotation)
+        published = getattr(self.panel_view, "rotation", None)  # the player process's
+        if isinstance(published, Rotation):
+            return published
+        settings = getattr(self, "settings", None)
+        if settings is not None:
+            return Rotation(settings.current().rotation)
+        return Rotation(self.config.display.rotation)
 
     def _display_info(self) -> dict[str, Any]:
-        stats = self.display.stats
-        return {
-            "rotation": int(self.rotation),
-            "open": self.display.is_open,
-            "asleep": self.display.asleep,
-            "brightness": self.display.brightness,
-            "bytes_sent": stats.bytes,
-            "transfers": stats.transfers,
-            "simulated": self.simulated,
-            "spi": self.display.link().to_dict(),
-            "backlight": self._backlight_info(),
-        }
+        from loopapp.player_host import display_info
 
-    def _backlight_info(self) -> str | None:
-        describe = getattr(self.hardware.backlight, "describe", None)
-        return str(describe()) if callable(describe) else None
+        if self.player_process is not None:
+            try:
+                info: dict[str, Any] = dict(self.player_process.call("display_info", timeout=2.0))
+            except LoopError as exc:
+                info = {"open": False, "error": str(exc)}
+        else:
+            assert self.display is not None
+            info = display_info(self.display, self.hardware.backlight)
+        return {**info, "simulated": self.simulated}
+
+    def _isolation_info(self) -> dict[str, Any]:
+        """How the player is kept apart from the rest, and what scheduling it got."""
+        if self.player_process is not None:
+            info = self.player_process.info()
+            fifo = info["scheduling"].get("policy") == "fifo"
+            info["web_nice"] = 0 if fifo else self.config.player.web_nice
+            return info
+        return {"mode": "thread", "pid": os.getpid(), "scheduling": {"policy": "other", "nice": os.nice(0)}}
 
     # --- what the web app needs (webapp.services.Services) ---------------------------------
 
@@ -644,14 +761,28 @@ class Device:
             evict_and_delete(self.player, self.library, item_id)
 
     def display_png(self) -> bytes:
-        image = self.hardware.snapshot(int(self.rotation))
-        if image is None:
-            image = self.display.shadow_image(self.rotation)
-        if image is None:
-            raise HardwareError("The panel's content is not available because the display is not open.")
+        image = self.display_image()
         buf = io.BytesIO()
         image.save(buf, format="PNG", compress_level=1)
         return buf.getvalue()
+
+    def display_image(self) -> Image.Image:
+        """What the panel shows now, as a person sees it (read from the player process's
+        shared framebuffer, or from the panel model or display shadow in this process)."""
+        rotation = self.rotation
+        image = self.panel_view.snapshot(rotation) if self.panel_view is not None else None
+        if image is None and self.display is not None:
+            image = self.display.shadow_image(rotation)
+        if image is None:
+            raise HardwareError("The panel's content is not available because the display is not open.")
+        result: Image.Image = image
+        return result
+
+    def display_version(self) -> int:
+        """A number that changes whenever the panel shows something new (for the live view)."""
+        if self.panel_view is not None:
+            return int(self.panel_view.version)
+        return self.display.stats.bytes + self.display.brightness if self.display is not None else 0
 
     def health(self) -> Mapping[str, Any]:
         snapshot = dict(self.supervisor.snapshot())
@@ -702,6 +833,27 @@ class Device:
                 "cannot reach this running device."
             )
             self._storage_problem(self._state_file_error)
+
+
+class _NicedThreads:
+    """WSGI middleware: each request thread lowers its own priority once (Linux nice is per thread).
+
+    Used when the player process has no real-time scheduling: the web app then yields the CPU
+    to it whenever both want it.
+    """
+
+    def __init__(self, app: Callable[..., Any], increment: int) -> None:
+        self.app = app
+        self.increment = increment
+        self._seen = threading.local()
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        if not getattr(self._seen, "done", False):
+            self._seen.done = True
+            with contextlib.suppress(OSError):
+                tid = threading.get_native_id()
+                os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self.increment)
+        return self.app(environ, start_response)
 
 
 def running_device(config: Config) -> tuple[str, str] | None:

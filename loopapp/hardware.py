@@ -30,6 +30,9 @@ class Hardware:
     #: The simulator's wiring object (fake spidev, pins), for fault injection and tests.
     wiring: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: "sim" or "pi" when a player process can build the same hardware again on its own
+    #: (``sim_hardware``/``pi_hardware``); "custom" keeps the player in this process.
+    kind: str = "custom"
 
     def snapshot(self, rotation: int) -> Image.Image | None:
         """What the glass shows, turned for viewing, when a simulated panel exists."""
@@ -41,19 +44,27 @@ class Hardware:
         return image
 
 
-def sim_hardware(config: Config, *, clock: Any = None) -> Hardware:
-    """A simulated ILI9341 behind a fake spidev device: the same SpidevBus code path as on a Pi."""
+def sim_hardware(config: Config, *, clock: Any = None, **wiring_options: Any) -> Hardware:
+    """A simulated ILI9341 behind a fake spidev device: the same SpidevBus code path as on a Pi.
+
+    ``wiring_options`` go to ``sim.wiring.SimWiring`` (``pace``, ``panel_memory``,
+    ``record_payloads`` …).
+    """
     from sim.wiring import SimWiring
 
     # `loop sim` runs for days: keep only the newest transfers, commands and pin levels the model records
     # (tests that read them build their own SimWiring), so its memory stays flat.
+    options: dict[str, Any] = {
+        "transcript_limit": 2_000,
+        "command_log_limit": 2_000,
+        "pin_history_limit": 2_000,
+        **wiring_options,
+    }
     wiring = SimWiring(
         bgr_filter=config.display.bgr,
         speed_hz=config.wiring.speed_hz,
         clock=clock,
-        transcript_limit=2_000,
-        command_log_limit=2_000,
-        pin_history_limit=2_000,
+        **options,
     )
     return Hardware(
         bus=wiring.bus,
@@ -62,6 +73,7 @@ def sim_hardware(config: Config, *, clock: Any = None) -> Hardware:
         backlight=wiring.backlight,
         panel=wiring.panel,
         wiring=wiring,
+        kind="sim",
     )
 
 
@@ -87,4 +99,4 @@ def pi_hardware(config: Config) -> Hardware:
         backlight = PinBacklight(GpiodPin(w.backlight, chip_label=label))
     else:
         backlight = AutoBacklight(w.backlight, GpiodPin(w.backlight, chip_label=label))
-    return Hardware(bus=bus, dc=dc, reset=reset, backlight=backlight)
+    return Hardware(bus=bus, dc=dc, reset=reset, backlight=backlight, kind="pi")

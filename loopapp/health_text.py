@@ -34,6 +34,9 @@ def format_health(report: Mapping[str, Any], data_dir: Path) -> str:
     player = report.get("player")
     if isinstance(player, Mapping):
         lines.append(f"Player: {_player(player)}")
+    isolation = report.get("isolation")
+    if isinstance(isolation, Mapping):
+        lines.append(f"Playback: {_isolation(isolation)}")
     wifi = report.get("wifi")
     if isinstance(wifi, Mapping):
         lines.append(f"Wi-Fi: {_wifi(wifi)}")
@@ -71,6 +74,23 @@ def _component(c: Mapping[str, Any], width: int) -> str:
         notes.append("not essential")
     text = f"{c.get('name', '?')!s:<{width}}  {state:<9}"
     return f"{text} {'; '.join(notes)}".rstrip()
+
+
+def _isolation(i: Mapping[str, Any]) -> str:
+    """Where the player runs and what scheduling it got."""
+    where = f"own process (pid {i.get('pid')})" if i.get("mode") == "process" else "in the web process"
+    sched = i.get("scheduling")
+    if not isinstance(sched, Mapping):
+        sched = {}
+    if sched.get("policy") == "fifo":
+        how = f"real-time (SCHED_FIFO {sched.get('priority')})"
+    else:
+        how = "ordinary scheduling"
+        if sched.get("reason"):
+            how += f": {sched['reason']}"
+        if i.get("web_nice"):
+            how += f"; the web app runs {i['web_nice']} nice steps lower"
+    return f"{where}, {how}"
 
 
 def _resources(r: Mapping[str, Any]) -> str:

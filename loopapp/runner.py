@@ -88,7 +88,7 @@ def _run_window(device: Device, stop: threading.Event) -> None:
     """
     from sim.viewer import Viewer
 
-    viewer = Viewer(device.hardware.panel, rotation=device.rotation, title="LOOP simulator")
+    viewer = Viewer(device.panel_view, rotation=device.rotation, title="LOOP simulator")
     try:
         viewer.open()
     except Exception as exc:  # pygame.error: no video device; the device itself is fine

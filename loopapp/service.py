@@ -24,6 +24,8 @@ from pathlib import Path
 from libloop.errors import LoopError
 
 UNIT_NAME = "loop.service"
+#: The highest SCHED_FIFO priority the service may give its player process (``LimitRTPRIO=``).
+RT_PRIORITY_LIMIT = 20
 UNIT_PATH = Path("/etc/systemd/system") / UNIT_NAME
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
@@ -123,6 +125,10 @@ def render_unit(
         # ProtectKernelTunables, which makes all of /sys read-only. For a service running as an
         # ordinary user it protected little anyway: the only /sys files such a user can write
         # are the ones udev gives to its groups (the gpio group's PWM and GPIO files).
+        # The player process asks for SCHED_FIFO (config [player] realtime_priority, 10 by
+        # default): this limit lets an ordinary user have it up to this priority, no capability
+        # needed. Nothing else in the service asks for it.
+        f"LimitRTPRIO={RT_PRIORITY_LIMIT}",
         "NoNewPrivileges=yes",
         "ProtectSystem=full",
         f"ReadWritePaths={_path_setting(data_dir)}",

@@ -46,6 +46,7 @@ import errno
 import os
 import random
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -185,6 +186,8 @@ class FakeSpiDev:
         transcript_limit: keep only the newest this-many transcript entries (None: all).
         present: False models a missing ``/dev/spidevX.Y`` (``open`` raises FileNotFoundError).
         permitted: False models a node this user may not open (``PermissionError``).
+        pace: with a real clock, each transfer really takes its modelled wire time (the caller
+            sleeps through it, releasing the GIL, as a thread blocked in the spidev ioctl does).
         spidev_node: False models a node that is not a spidev device: ``open`` fails with
             ``ENOTTY`` at its first ioctl and, like the module, keeps the descriptor open.
         controller: the SPI controller whose divider sets the real clock (default: a Pi 4's);
@@ -206,6 +209,7 @@ class FakeSpiDev:
         transcript_limit: int | None = 100_000,
         present: bool = True,
         permitted: bool = True,
+        pace: bool = False,
         spidev_node: bool = True,
         controller: SpiController | None = DEFAULT_CONTROLLER,
         kernel_mode: int = 0,
@@ -223,6 +227,7 @@ class FakeSpiDev:
         self.transcript: deque[TranscriptEntry] = deque(maxlen=transcript_limit)
         self.present = present
         self.permitted = permitted
+        self.pace = pace
         self.spidev_node = spidev_node
         self.controller = controller
         #: The spi_device's mode: it outlives every open, as in the kernel.
@@ -592,6 +597,8 @@ class FakeSpiDev:
         self.wire_seconds += seconds
         if isinstance(self.clock, FakeClock):
             self.clock.advance(seconds)
+        elif self.pace:
+            time.sleep(seconds)
         rx = bytes(n) if kind != "write" else b""
         payload: bytes | None = None
         sink = self.sink

@@ -75,7 +75,15 @@ from libloop.clock import Clock, MonotonicClock
 from libloop.errors import LoopError
 from libloop.ili9341 import Cmd, Rotation
 
-__all__ = ["Ili9341Panel", "PanelError", "PanelViolation", "Violation", "ViolationKind"]
+__all__ = [
+    "GLASS_STATE_WORDS",
+    "Ili9341Panel",
+    "PanelError",
+    "PanelViolation",
+    "Violation",
+    "ViolationKind",
+    "render_glass",
+]
 
 U8 = npt.NDArray[np.uint8]
 U32 = npt.NDArray[np.uint32]
@@ -168,6 +176,48 @@ _RB_LIGHT, _G_LIGHT = _glass_tables()
 _WHITE = np.uint8(255)
 
 
+#: How many integers :meth:`Ili9341Panel.glass_state` returns.
+GLASS_STATE_WORDS = 11
+
+
+def render_glass(cells: U8, state: tuple[int, ...], rotation: Rotation = Rotation.R0) -> U8:
+    """What a person sees: frame memory (``(320, 240, 4)`` cells) lit as ``state`` says.
+
+    ``state`` is :meth:`Ili9341Panel.glass_state`; the result is an ``(h, w, 3)`` uint8 array
+    turned for ``rotation``, exactly :meth:`Ili9341Panel.glass`.
+    """
+    sleeping, display_on, idle, inverted, madctl, bgr_filter, mirror_x, mirror_y, ss, gs, backlight = state[
+        :GLASS_STATE_WORDS
+    ]
+    if sleeping or not display_on:
+        light = np.full((ROWS, COLUMNS, 3), _WHITE, dtype=np.uint8)
+    else:
+        mem = cells[:, :, :3]
+        if idle:
+            mem = np.where(mem >= 32, np.uint8(63), np.uint8(0))
+        if inverted:
+            mem = 63 - mem
+        # The MADCTL BGR bit and the module's filter together decide which component is red.
+        first, last = (0, 2) if bool(madctl & _BGR) == bool(bgr_filter) else (2, 0)
+        light = np.empty((ROWS, COLUMNS, 3), dtype=np.uint8)
+        light[:, :, 0] = _RB_LIGHT[mem[:, :, first]]
+        light[:, :, 1] = _G_LIGHT[mem[:, :, 1]]
+        light[:, :, 2] = _RB_LIGHT[mem[:, :, last]]
+    # Common module: memory column 0 is on the right of the glass.
+    flip_x = (not mirror_x) ^ bool(ss)
+    flip_y = bool(mirror_y) ^ bool(gs)
+    if flip_x:
+        light = light[:, ::-1]
+    if flip_y:
+        light = light[::-1]
+    level = max(0, min(100, int(backlight)))
+    if level < 100:
+        light = ((light.astype(np.uint16) * level + 50) // 100).astype(np.uint8)
+    turns = {Rotation.R0: 0, Rotation.R90: 1, Rotation.R180: 2, Rotation.R270: 3}[Rotation(rotation)]
+    # np.rot90 turns counter-clockwise: undo a clockwise content rotation.
+    return np.ascontiguousarray(np.rot90(light, turns))
+
+
 class Ili9341Panel:
     """An ILI9341 module fed byte by byte: ``write(data, dc)``, ``read(n)``, ``snapshot()``.
 
@@ -177,6 +227,8 @@ class Ili9341Panel:
         mirror_y: the glass is mirrored top-bottom relative to the common module.
         strict: raise :class:`PanelViolation` at a datasheet violation instead of recording it.
         clock: the time base for reset and sleep waits (a ``FakeClock`` in tests).
+        memory: a ``(320, 240, 4)`` uint8 array to keep frame memory in (e.g. shared memory,
+            for :func:`render_glass` in another process); default: a new zeroed one.
         reliable_hz: the fastest write clock this module takes without errors (None: any).
         max_read_hz: the fastest read clock (the datasheet's, by default).
         command_log_limit: keep only the newest this-many commands in ``commands`` (None: all).
@@ -190,6 +242,7 @@ class Ili9341Panel:
         mirror_y: bool = False,
         strict: bool = False,
         clock: Clock | None = None,
+        memory: U8 | None = None,
         reliable_hz: float | None = None,
         max_read_hz: float = MAX_READ_HZ,
         command_log_limit: int | None = None,
@@ -207,7 +260,13 @@ class Ili9341Panel:
         self.backlight = 100
         # Each memory cell is four bytes (three 6-bit levels and a pad) so that a pixel moves
         # as one 32-bit word: mirrored and transposed writes stay fast.
-        self._cells4: U8 = np.zeros((ROWS, COLUMNS, 4), dtype=np.uint8)
+        if memory is None:
+            memory = np.zeros((ROWS, COLUMNS, 4), dtype=np.uint8)
+        elif memory.shape != (ROWS, COLUMNS, 4) or memory.dtype != np.uint8:
+            raise ValueError(
+                f"panel memory is a ({ROWS}, {COLUMNS}, 4) uint8 array, not {memory.shape} {memory.dtype}"
+            )
+        self._cells4: U8 = memory
         self._cells: U32 = self._cells4.view(_CELL)[:, :, 0]
         #: 18-bit frame memory: (row, column, component) 6-bit levels, in the order written.
         self.memory: U8 = self._cells4[:, :, :3]
@@ -393,35 +452,26 @@ class Ili9341Panel:
 
     def glass(self, rotation: Rotation = Rotation.R0) -> U8:
         """The light of every glass pixel as an ``(h, w, 3)`` uint8 array (see :meth:`snapshot`)."""
-        if self._sleeping or not self._display_on:
-            light = np.full((ROWS, COLUMNS, 3), _WHITE, dtype=np.uint8)
-        else:
-            mem = self.memory
-            if self._idle:
-                mem = np.where(mem >= 32, np.uint8(63), np.uint8(0))
-            if self._inverted:
-                mem = 63 - mem
-            # The MADCTL BGR bit and the module's filter together decide which component is red.
-            first, last = (0, 2) if bool(self._madctl & _BGR) == self.bgr_filter else (2, 0)
-            light = np.empty((ROWS, COLUMNS, 3), dtype=np.uint8)
-            light[:, :, 0] = _RB_LIGHT[mem[:, :, first]]
-            light[:, :, 1] = _G_LIGHT[mem[:, :, 1]]
-            light[:, :, 2] = _RB_LIGHT[mem[:, :, last]]
-        # Common module: memory column 0 is on the right of the glass.
-        flip_x = not self.mirror_x
-        flip_y = self.mirror_y
-        flip_x ^= self._ss
-        flip_y ^= self._gs
-        if flip_x:
-            light = light[:, ::-1]
-        if flip_y:
-            light = light[::-1]
-        level = max(0, min(100, int(self.backlight)))
-        if level < 100:
-            light = ((light.astype(np.uint16) * level + 50) // 100).astype(np.uint8)
-        turns = {Rotation.R0: 0, Rotation.R90: 1, Rotation.R180: 2, Rotation.R270: 3}[Rotation(rotation)]
-        # np.rot90 turns counter-clockwise: undo a clockwise content rotation.
-        return np.ascontiguousarray(np.rot90(light, turns))
+        return render_glass(self._cells4, self.glass_state(), rotation)
+
+    def glass_state(self) -> tuple[int, ...]:
+        """Everything besides frame memory that decides what the glass shows, as integers.
+
+        With the memory array, :func:`render_glass` turns it into :meth:`glass` anywhere.
+        """
+        return (
+            int(self._sleeping),
+            int(self._display_on),
+            int(self._idle),
+            int(self._inverted),
+            self._madctl,
+            int(self.bgr_filter),
+            int(self.mirror_x),
+            int(self.mirror_y),
+            int(self._ss),
+            int(self._gs),
+            max(0, min(100, int(self.backlight))),
+        )
 
     # --- registers -----------------------------------------------------------------------
 

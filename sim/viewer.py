@@ -14,15 +14,27 @@ import os
 import threading
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from libloop.errors import MissingExtra
 from libloop.ili9341 import Rotation, logical_size
-from sim.panel import Ili9341Panel
 
-__all__ = ["Viewer"]
+__all__ = ["GlassSource", "Viewer"]
+
+
+class GlassSource(Protocol):
+    """What the window shows: the panel model, or a reader of the player process's framebuffer."""
+
+    @property
+    def version(self) -> int:
+        """Changes whenever the glass may show something new."""
+        ...
+
+    def glass(self, rotation: Rotation = Rotation.R0) -> Any:
+        """The glass as an ``(h, w, 3)`` uint8 array, turned for ``rotation``."""
+        ...
 
 
 def _import_pygame() -> ModuleType:
@@ -38,7 +50,8 @@ class Viewer:
     """Shows ``panel.snapshot(rotation)`` in a window ``scale`` times the panel's size.
 
     Args:
-        panel: the panel model to show.
+        panel: the panel model to show (or anything with its ``version`` and ``glass``, such as
+            the device's view of the player process's framebuffer).
         scale: integer magnification (nearest-neighbour, so pixels stay crisp).
         title: the window title.
         headless: use SDL's dummy video driver (no window appears).
@@ -47,7 +60,7 @@ class Viewer:
 
     def __init__(
         self,
-        panel: Ili9341Panel,
+        panel: GlassSource,
         *,
         scale: int = 2,
         title: str = "LOOP",

@@ -42,10 +42,11 @@ class SimWiring:
             default) is advanced by modelled wire time and by ``sleep``; any other clock is
             only read, and ``sleep`` really sleeps.
         pwm_backlight: a dimmable backlight on hardware PWM (True) or an on/off line.
-        overhead_s, record_payloads, miso, transcript_limit: passed to ``FakeSpiDev``.
+        overhead_s, record_payloads, miso, transcript_limit, pace: passed to ``FakeSpiDev``.
         command_log_limit: passed to the panel (how many commands ``panel.commands`` keeps).
         pin_history_limit: how many level changes the D/C and RESET pins keep (None: all).
         panel: use this panel instead of building one.
+        panel_memory: frame memory for the panel built here (see ``Ili9341Panel(memory=)``).
 
     Attributes:
         panel, device, bus, dc, reset, backlight, clock; ``pwm`` (the kernel's PWM files) with
@@ -66,6 +67,8 @@ class SimWiring:
         overhead_s: float = DEFAULT_OVERHEAD_S,
         record_payloads: bool = False,
         panel: Ili9341Panel | None = None,
+        pace: bool = False,
+        panel_memory: Any = None,
         reliable_hz: float | None = None,
         miso: bool = True,
         transcript_limit: int | None = 100_000,
@@ -79,6 +82,7 @@ class SimWiring:
             mirror_y=mirror_y,
             strict=strict,
             clock=self.clock,
+            memory=panel_memory,
             reliable_hz=reliable_hz,
             command_log_limit=command_log_limit,
         )
@@ -102,6 +106,7 @@ class SimWiring:
             clock=self.clock,
             overhead_s=overhead_s,
             record_payloads=record_payloads,
+            pace=pace,
             miso=miso,
             transcript_limit=transcript_limit,
         )

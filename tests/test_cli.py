@@ -224,6 +224,23 @@ def test_health_summary_names_every_component_and_the_faults() -> None:
     assert "  2026-01-02T03:04:05Z display: SPI hung" in lines
 
 
+def test_health_summary_says_where_the_player_runs_and_how_it_is_scheduled() -> None:
+    from loopapp.health_text import format_health
+
+    fifo = {"isolation": {"mode": "process", "pid": 42, "scheduling": {"policy": "fifo", "priority": 10}}}
+    assert "Playback: own process (pid 42), real-time (SCHED_FIFO 10)" in format_health(fifo, Path("/d"))
+    refused = {
+        "isolation": {
+            "mode": "process",
+            "pid": 42,
+            "scheduling": {"policy": "other", "reason": "SCHED_FIFO not permitted"},
+            "web_nice": 5,
+        }
+    }
+    text = format_health(refused, Path("/d"))
+    assert "ordinary scheduling: SCHED_FIFO not permitted; the web app runs 5 nice steps lower" in text
+
+
 def test_bad_config_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "loop.toml"
     config.write_text("[display]\nrotation = 45\n")

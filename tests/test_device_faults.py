@@ -44,6 +44,7 @@ def device(tmp_path: Path) -> Iterator[Device]:
         port=0,
         import_worker="inline",
         supervisor_options=FAST_LADDER,
+        player_mode="thread",  # the faults are injected into this process's fake bus
     )
     dev.start()
     try:

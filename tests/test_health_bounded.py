@@ -22,6 +22,7 @@ from libloop.health import (
     transfer_timeout,
 )
 from libloop.transport.base import BusStats
+from sim.pins import FakePin
 
 
 def timed_out(done: threading.Event, timeout: float) -> bool:
@@ -67,6 +68,27 @@ def test_transient_errors_are_retried_then_succeed() -> None:
     bounded.write(b"\x2c\x00\x01")
     assert bus.writes == [b"\x2c\x00\x01"]
     assert bounded.retry_stats.retries == 2
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_inline_bounds_retry_the_same_way_on_the_callers_thread(inline: bool) -> None:
+    """The player process's transports: same retries, no hand-off to a worker thread."""
+    callers: list[int] = []
+
+    class Recording(FlakyBus):
+        def write(self, data: object) -> None:
+            callers.append(threading.get_ident())
+            super().write(data)
+
+    bus = Recording([OSError(errno.EIO, "Remote I/O error")])
+    bounded = BoundedBus(bus, clock=FakeClock(), policy=RetryPolicy(attempts=3), inline=inline)
+    bounded.write(b"\x2c")
+    assert bus.writes == [b"\x2c"] and bounded.retry_stats.retries == 1
+    assert (set(callers) == {threading.get_ident()}) is inline
+    pin = BoundedPin(FakePin("dc"), name="D/C", clock=FakeClock(), inline=inline)
+    pin.open()
+    pin.set(True)
+    assert pin.value is True
 
 
 def test_persistent_transient_error_is_raised_as_a_transport_error_after_the_attempts() -> None:

@@ -137,7 +137,7 @@ def test_the_device_advertises_its_dashboard_and_shows_its_local_name(
     w, h = 240, 320
     expected = rgb565_to_rgb888(rgb888_to_rgb565(np.asarray(empty_screen((w, h), url))).tobytes(), w, h)
     wait_for(
-        lambda: np.array_equal(np.asarray(device.hardware.panel.snapshot().convert("RGB")), expected),
+        lambda: np.array_equal(np.asarray(device.display_image().convert("RGB")), expected),
         15,
         "the empty screen with the .local address",
     )

@@ -76,6 +76,9 @@ def make_device(tmp_path: Path) -> Iterator[DeviceFactory]:
             port=0,
             import_worker="inline",
             mqtt_options={**FAST, **mqtt},
+            # The tests look at the panel model and the display in this process; the player in
+            # its own process mirrors the same counter (tests/test_player_process.py).
+            player_mode="thread",
         )
         dev.start()
         devices.append(dev)

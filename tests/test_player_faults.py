@@ -27,7 +27,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 
 def test_a_transport_error_is_reported_and_the_next_frame_is_whole(tmp_path: Path) -> None:
     errors: list[BaseException] = []
-    rig = Rig(tmp_path, on_error=errors.append)
+    rig = Rig(tmp_path, on_error=errors.append, refresh_share=0.0)  # no refresh band takes the fault
     try:
         item = rig.add(square_frames(6), 100)
         rig.player.step()

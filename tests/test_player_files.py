@@ -105,7 +105,7 @@ def test_a_paused_item_truncated_is_skipped_too(rig: Rig) -> None:
     rig.player.step()
     _truncate(rig.library.frame_path(a))
     rig.display.reinit()  # content unknown: the paused frame must be redrawn from the file
-    rig.player._panel = None
+    rig.player._sender.set_unknown()  # what the reset means to the player
     rig.player.step()
     assert rig.player.status().current == b.id
 

@@ -161,7 +161,10 @@ def test_simulated_brightness_is_the_pwm_duty_and_dims_the_glass() -> None:
 @pytest.fixture
 def device(tmp_path: Path) -> Iterator[Device]:
     config = load_config(None, data_dir=tmp_path / "data")
-    dev = Device(config, sim_hardware(config), host="127.0.0.1", port=0, import_worker="inline")
+    # The test reads the PWM files of the simulated wiring in this process.
+    dev = Device(
+        config, sim_hardware(config), host="127.0.0.1", port=0, import_worker="inline", player_mode="thread"
+    )
     dev.start()
     try:
         yield dev

@@ -39,6 +39,15 @@ def test_unit_runs_this_environments_interpreter_unresolved(tmp_path: Path) -> N
     assert render_unit(data_dir=tmp_path, user="pi").count(sys.executable) == 1
 
 
+def test_unit_lets_the_player_process_have_real_time_scheduling(tmp_path: Path) -> None:
+    from loopapp.config import PlayerConfig
+
+    service = parse(render_unit(data_dir=tmp_path / "data", user="pi"))["Service"]
+    # An ordinary user may ask for SCHED_FIFO up to RLIMIT_RTPRIO: the default priority fits.
+    assert int(service["LimitRTPRIO"]) >= PlayerConfig().realtime_priority
+    assert "CPUSchedulingPolicy" not in service  # only the player process asks, not the web app
+
+
 @given(st.integers(1, 60), st.integers(1, 20), st.integers(1, 120))
 def test_start_limit_can_trigger(restart_sec: int, burst: int, start_sec: int) -> None:
     limit = StartLimit(restart_sec=restart_sec, burst=burst, start_sec=start_sec)

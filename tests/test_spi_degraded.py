@@ -112,6 +112,7 @@ def device(tmp_path: Path) -> Iterator[Device]:
         port=0,
         import_worker="inline",
         supervisor_options=FAST_LADDER,
+        player_mode="thread",  # the test drives the simulated bus in this process
     )
     dev.hardware.bus.retry_after_s = 0.3  # try full size again soon, so the test sees recovery
     dev.hardware.bus.retry_max_s = 0.6

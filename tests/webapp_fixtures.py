@@ -107,6 +107,12 @@ class SimServices:
         self.wiring.snapshot(self.display.rotation).save(out, format="PNG")
         return out.getvalue()
 
+    def display_image(self) -> Any:
+        return self.wiring.snapshot()
+
+    def display_version(self) -> int:
+        return int(self.wiring.panel.version)
+
     def health(self) -> Mapping[str, Any]:
         return self.supervisor.snapshot()
 

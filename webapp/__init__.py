@@ -41,6 +41,9 @@ def create_app(services: Services, config: Mapping[str, Any] | None = None) -> F
     if config:
         app.config.update(config)
     app.extensions["loop"] = services
+    from webapp.live import LiveFrames
+
+    app.extensions["loop.live"] = LiveFrames(services.display_version, services.display_image)
 
     errors.init_app(app)
     security.init_app(app)

@@ -32,6 +32,27 @@ def display_png() -> Response:
     return response
 
 
+@bp.get("/display.mjpeg")
+def display_mjpeg() -> Response:
+    """What the panel shows, pushed at its own frame rate as MJPEG (``multipart/x-mixed-replace``)."""
+    from webapp.live import BOUNDARY, LiveFrames
+
+    live: LiveFrames = current_app.extensions["loop.live"]
+    parts = live.open_stream()
+    if parts is None:
+        raise ApiError(
+            503,
+            "too_many_streams",
+            f"{live.max_streams} live views are open already; close one, or use /api/display.png.",
+        )
+    response = Response(
+        parts, mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}", direct_passthrough=True
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI 3 document of this API."""

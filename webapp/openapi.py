@@ -600,6 +600,21 @@ _PATHS: dict[str, Schema] = {
             },
         )
     },
+    "/api/display.mjpeg": {
+        "get": _op(
+            "What the panel shows, pushed as it changes (MJPEG: one JPEG part per new frame, at "
+            "the panel's frame rate, at most 30 a second).",
+            {
+                "200": {
+                    "description": "A multipart/x-mixed-replace stream of JPEG parts.",
+                    "content": {
+                        "multipart/x-mixed-replace": {"schema": {"type": "string", "format": "binary"}}
+                    },
+                },
+                **_errors(401, 503),
+            },
+        )
+    },
     "/api/openapi.json": {"get": _op("This document.", {"200": _json({"type": "object"}, "OpenAPI 3.0.")})},
     "/api/session": {
         "get": _op(

@@ -226,6 +226,9 @@ class WebServer:
         """Stop accepting, finish or drop open connections, and join the thread."""
         if self._thread is None:
             return
+        live = self.app.extensions.get("loop.live")
+        if live is not None:
+            live.end_streams()  # a live view streams for ever: its thread would hold the stop up
         with contextlib.suppress(OSError, socket.error):
             self._server.stop()
         self._thread.join(timeout)

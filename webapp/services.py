@@ -238,6 +238,15 @@ class Services(Protocol):
         """A PNG of what the panel shows now, as a person sees it (240x320 or rotated)."""
         ...
 
+    def display_image(self) -> Any:
+        """What the panel shows now, as a person sees it, as a PIL image (the live view)."""
+        ...
+
+    def display_version(self) -> int:
+        """A number that changes whenever the panel shows something new (cheap: the live view
+        asks it up to 30 times a second)."""
+        ...
+
     def health(self) -> Mapping[str, Any]:
         """Components, resources and recent faults (JSON-ready)."""
         ...

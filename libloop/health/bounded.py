@@ -245,6 +245,36 @@ class BoundedWorker:
             q.put(None)
 
 
+class InlineWorker:
+    """Runs each call on the caller's thread: retries still apply, the time bound does not.
+
+    For a process whose liveness is watched from outside (the player process: its heartbeat
+    stops when a call hangs, and the device kills and replaces the whole process, which is the
+    only thing that frees a thread stuck in a native call anyway). It saves the two context
+    switches a bounded call costs, on every transfer and every D/C toggle.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float, what: str | None = None) -> T:
+        """Run ``fn`` here (``timeout`` is checked, not enforced)."""
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        return fn(*args)
+
+    def shutdown(self) -> None:
+        """Nothing to stop."""
+
+
+def _worker(
+    name: str, inline: bool, ledger: StuckThreads | None, waiter: Waiter
+) -> BoundedWorker | InlineWorker:
+    if inline:
+        return InlineWorker(name)
+    return BoundedWorker(name, ledger=ledger, waiter=waiter)
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for errors a retry can cure: EIO-like OSErrors and transport errors that are not hangs.
 
@@ -287,7 +317,7 @@ class RetryStats:
 
 
 def call_bounded(
-    worker: BoundedWorker,
+    worker: BoundedWorker | InlineWorker,
     fn: Callable[..., T],
     *args: Any,
     timeout: float,
@@ -347,7 +377,9 @@ class BoundedBus:
     The Display is built over it exactly as over the raw bus. A retried ``write`` resends the
     whole buffer; after a partial pixel write the window wraps around, which the player's next
     full refresh repairs. ``open`` gets a fixed bound, ``write``/``read`` one computed from the
-    byte count and clock rate (:func:`transfer_timeout`).
+    byte count and clock rate (:func:`transfer_timeout`). With ``inline=True`` calls run on the
+    caller's thread (:class:`InlineWorker`): retried, but bounded only by whoever watches the
+    process (the player process's heartbeat).
     """
 
     def __init__(
@@ -361,6 +393,7 @@ class BoundedBus:
         open_timeout: float = 2.0,
         ledger: StuckThreads | None = None,
         waiter: Waiter = event_waiter,
+        inline: bool = False,
     ) -> None:
         self.inner = bus
         self.speed_hz = speed_hz
@@ -369,7 +402,7 @@ class BoundedBus:
         self.policy = policy or RetryPolicy()
         self.retry_stats = RetryStats()
         self._clock: Clock = clock or MonotonicClock()
-        self._worker = BoundedWorker("spi", ledger=ledger, waiter=waiter)
+        self._worker = _worker("spi", inline, ledger, waiter)
 
     @property
     def max_transfer(self) -> int:
@@ -439,13 +472,14 @@ class _BoundedLine:
         policy: RetryPolicy | None,
         ledger: StuckThreads | None,
         waiter: Waiter,
+        inline: bool = False,
     ) -> None:
         self.label = label
         self.timeout = timeout
         self.policy = policy or RetryPolicy()
         self.retry_stats = RetryStats()
         self._clock: Clock = clock or MonotonicClock()
-        self._worker = BoundedWorker(label, ledger=ledger, waiter=waiter)
+        self._worker = _worker(label, inline, ledger, waiter)
 
     def _call(self, fn: Callable[..., T], *args: Any, what: str) -> T:
         return call_bounded(
@@ -473,10 +507,12 @@ class BoundedPin(_BoundedLine):
         policy: RetryPolicy | None = None,
         ledger: StuckThreads | None = None,
         waiter: Waiter = event_waiter,
+        inline: bool = False,
     ) -> None:
         super().__init__(
-            f"GPIO {name}", timeout=timeout, clock=clock, policy=policy, ledger=ledger, waiter=waiter
-        )
+            f"GPIO {name}", timeout=timeout, clock=clock, policy=policy, ledger=ledger, waiter=waiter,
+            inline=inline,
+        )  # fmt: skip
         self.inner = pin
         self.name = name
 
@@ -514,10 +550,12 @@ class BoundedBacklight(_BoundedLine):
         policy: RetryPolicy | None = None,
         ledger: StuckThreads | None = None,
         waiter: Waiter = event_waiter,
+        inline: bool = False,
     ) -> None:
         super().__init__(
-            "backlight", timeout=timeout, clock=clock, policy=policy, ledger=ledger, waiter=waiter
-        )
+            "backlight", timeout=timeout, clock=clock, policy=policy, ledger=ledger, waiter=waiter,
+            inline=inline,
+        )  # fmt: skip
         self.inner = backlight
 
     def open(self) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "Rect",
     "apply_regions",
     "dirty_rects",
+    "mask_rects",
     "rects_cost",
 ]
 
@@ -140,8 +141,18 @@ def dirty_rects(before: U8Array, after: U8Array) -> list[Rect]:
     """
     if before.shape != after.shape:
         raise ValueError(f"frames differ in shape: {before.shape} and {after.shape}")
-    changed = _as_u16(before) != _as_u16(after)
-    rows = changed.any(axis=1)
+    return mask_rects(_as_u16(before) != _as_u16(after))
+
+
+def mask_rects(changed: npt.NDArray[np.bool_]) -> list[Rect]:
+    """Rectangles covering every True pixel of ``changed`` (``(h, w)`` bool) at low wire cost.
+
+    The same search as :func:`dirty_rects`; never costs more than the bounding box of the
+    True pixels (at worst one whole frame). Empty when nothing is True.
+    """
+    if changed.ndim != 2 or changed.dtype != np.bool_:
+        raise ValueError(f"expected an (h, w) bool mask, got {changed.shape} {changed.dtype}")
+    rows: npt.NDArray[np.bool_] = np.asarray(changed.any(axis=1))
     if not rows.any():
         return []
     _h, w = changed.shape
@@ -150,7 +161,7 @@ def dirty_rects(before: U8Array, after: U8Array) -> list[Rect]:
     band_boxes: list[Rect] = []
     for y0, y1 in _runs(rows, bridge_rows):
         band = changed[y0 : y1 + 1]
-        cols = band.any(axis=0)
+        cols: npt.NDArray[np.bool_] = np.asarray(band.any(axis=0))
         bridge_cols = max(1, REGION_OVERHEAD_BYTES // (BYTES_PER_PIXEL * (y1 - y0 + 1)) + 1)
         spans = _runs(cols, bridge_cols)
         band_boxes.append(Rect(spans[0][0], y0, spans[-1][1], y1))

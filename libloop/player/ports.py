@@ -17,6 +17,7 @@ from libloop.player.stats import StatsSnapshot
 
 __all__ = [
     "DeletingLibrary",
+    "Evicting",
     "Frames",
     "PlayDisplay",
     "PlayItem",
@@ -159,6 +160,35 @@ class PlayerStatus:
     #: ``current`` once that item's first frame has been sent.
     on_panel: str | None = None
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlayerStatus:
+        """The inverse of :meth:`to_dict` (a status sent from the player process)."""
+        from libloop.player.stats import snapshot_from_dict
+
+        known = {
+            "state",
+            "current",
+            "current_name",
+            "frame",
+            "brightness",
+            "night",
+            "faults",
+            "stats",
+            "on_panel",
+        }
+        return cls(
+            state=str(d.get("state", "empty")),
+            current=d.get("current"),
+            current_name=d.get("current_name"),
+            frame=d.get("frame"),
+            brightness=int(d.get("brightness", 0)),
+            night=d.get("night"),
+            faults=[str(f) for f in d.get("faults", [])],
+            stats=snapshot_from_dict(dict(d.get("stats", {}))),
+            extra={k: v for k, v in d.items() if k not in known},
+            on_panel=d.get("on_panel"),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"state", "current", "stats", ...}``."""
         return {
@@ -173,6 +203,14 @@ class PlayerStatus:
             "on_panel": self.on_panel,
             **self.extra,
         }
+
+
+class Evicting(Protocol):
+    """What :func:`libloop.player.evict_and_delete` needs of the player (in this process or not)."""
+
+    def evict(self, item_id: str, timeout: float = 2.0) -> None: ...
+
+    def unban(self, item_id: str) -> None: ...
 
 
 class DeletingLibrary(Protocol):

@@ -82,17 +82,30 @@ class FittedFrames:
 
     def regions(self, i: int) -> list[FittedRegion]:
         out = self._fitted(i)
-        x, y, _bw, _bh = self._box
         found: list[FittedRegion] = []
-        for r in self.inner.regions(i):
+        for x0, y0, x1, y1, _n in self.region_rects(i):
+            part = np.ascontiguousarray(out[y0 : y1 + 1, x0 : x1 + 1])
+            found.append(FittedRegion(x0, y0, x1, y1, part.reshape(-1).view(np.uint8).data))
+        return found
+
+    def region_rects(self, i: int) -> list[tuple[int, int, int, int, int]]:
+        """Where the file's regions land on the panel, and their byte counts (no pixels read)."""
+        x, y, _bw, _bh = self._box
+        found: list[tuple[int, int, int, int, int]] = []
+        table = getattr(self.inner, "region_rects", None)
+        inner = (
+            list(table(i))
+            if table is not None
+            else [(r.x0, r.y0, r.x1, r.y1, 0) for r in self.inner.regions(i)]
+        )
+        for r in inner:
             # The output columns and rows whose source pixel lies in the region.
-            c0, c1 = np.searchsorted(self._xs, r.x0), np.searchsorted(self._xs, r.x1, side="right")
-            r0, r1 = np.searchsorted(self._ys, r.y0), np.searchsorted(self._ys, r.y1, side="right")
+            c0, c1 = np.searchsorted(self._xs, r[0]), np.searchsorted(self._xs, r[2], side="right")
+            r0, r1 = np.searchsorted(self._ys, r[1]), np.searchsorted(self._ys, r[3], side="right")
             if c0 >= c1 or r0 >= r1:
                 continue  # too small to land on a pixel of its own
             x0, y0, x1, y1 = x + int(c0), y + int(r0), x + int(c1) - 1, y + int(r1) - 1
-            part = np.ascontiguousarray(out[y0 : y1 + 1, x0 : x1 + 1])
-            found.append(FittedRegion(x0, y0, x1, y1, part.reshape(-1).view(np.uint8).data))
+            found.append((x0, y0, x1, y1, 2 * (x1 - x0 + 1) * (y1 - y0 + 1)))
         return found
 
     def prefetch(self, i: int) -> None:

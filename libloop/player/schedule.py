@@ -35,6 +35,10 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from libloop.media.regions import REGION_OVERHEAD_BYTES, mask_rects
+
 __all__ = [
     "MIN_FRAME_MS",
     "Due",
@@ -199,30 +203,55 @@ def catch_up_rects(
     width: int,
     height: int,
     *,
-    max_rects: int = 48,
-    max_fraction: float = 0.6,
-) -> list[Rect] | None:
+    max_rects: int = 16,
+) -> list[Rect]:
     """Rectangles to redraw so the panel catches up over several skipped frames.
 
     ``region_lists`` holds the dirty rectangles of every frame after the one the panel shows,
     up to and including the target frame; together they cover every pixel that may differ,
-    so redrawing them with the target frame's pixels brings the panel up to date. Returns
-    None when a whole frame is the better deal (too many rectangles, or too large an area).
+    so redrawing them with the target frame's pixels brings the panel up to date.
+
+    A late frame never becomes a bigger send than it needs: a few rectangles are sent as they
+    are; many (or overlapping) ones are replaced by a cheap cover of their union, which costs
+    at most the union's bounding box — a whole frame only when the changes really span it.
     """
     seen: set[Rect] = set()
     rects: list[Rect] = []
-    area = 0
-    limit = max_fraction * width * height
     for regions in region_lists:
         for r in regions:
-            if r in seen:
-                continue
-            seen.add(r)
-            rects.append(r)
-            area += _area(r)
-            if len(rects) > max_rects or area > limit:
-                return None
-    return _drop_contained(rects)
+            if r not in seen:
+                seen.add(r)
+                rects.append(r)
+    if not rects:
+        return []
+    rects = _drop_contained(rects)
+    if len(rects) <= max_rects and not _any_overlap(rects) and _cost(rects) <= _cost([_bbox(rects)]):
+        return rects
+    mask = np.zeros((height, width), dtype=np.bool_)
+    for x0, y0, x1, y1 in rects:
+        mask[y0 : y1 + 1, x0 : x1 + 1] = True
+    return [(r.x0, r.y0, r.x1, r.y1) for r in mask_rects(mask)]
+
+
+def _cost(rects: list[Rect]) -> int:
+    return sum(REGION_OVERHEAD_BYTES + 2 * _area(r) for r in rects)
+
+
+def _bbox(rects: list[Rect]) -> Rect:
+    return (
+        min(r[0] for r in rects),
+        min(r[1] for r in rects),
+        max(r[2] for r in rects),
+        max(r[3] for r in rects),
+    )
+
+
+def _any_overlap(rects: list[Rect]) -> bool:
+    for i, a in enumerate(rects):
+        for b in rects[i + 1 :]:
+            if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
+                return True
+    return False
 
 
 def _drop_contained(rects: list[Rect]) -> list[Rect]:

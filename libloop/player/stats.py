@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
-__all__ = ["PlayerStats", "StatsSnapshot"]
+__all__ = ["PlayerStats", "StatsSnapshot", "snapshot_from_dict"]
 
 #: How many recent frames the percentiles, fps and host-time figures cover.
 WINDOW = 600
@@ -56,6 +57,15 @@ class StatsSnapshot:
             "spi_clock_hz": self.spi_clock_hz,
             "spi_degraded": self.spi_degraded,
         }
+
+
+def snapshot_from_dict(d: dict[str, Any]) -> StatsSnapshot:
+    """The inverse of :meth:`StatsSnapshot.to_dict` (statistics sent from another process)."""
+    values: dict[str, Any] = {}
+    for name in (f.name for f in fields(StatsSnapshot)):
+        value = d.get(name, 0)
+        values[name] = value if isinstance(value, int | float | bool) else 0
+    return StatsSnapshot(**values)
 
 
 class PlayerStats:
@@ -125,6 +135,13 @@ class PlayerStats:
         """Count one transport error."""
         with self._lock:
             self.transport_errors += 1
+
+    def reset_window(self) -> None:
+        """Start the recent window afresh (lateness, host time, fps): measure from now on."""
+        with self._lock:
+            self._late.clear()
+            self._host.clear()
+            self._marks.clear()
 
     def snapshot(self) -> StatsSnapshot:
         """A consistent copy of everything."""

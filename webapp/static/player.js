@@ -65,20 +65,46 @@ export async function refreshPlayer() {
   }
 }
 
-// Reload the panel image about once a second, only after the previous one has arrived.
+// The live view: the panel pushed as MJPEG at its own frame rate. If the stream cannot be had
+// (too many viewers, a proxy that buffers it), the still image about once a second instead,
+// trying the stream again now and then. A hidden tab watches nothing.
 function startLiveView() {
   const img = $("live");
   let timer = 0;
-  const next = () => {
+  let streaming = false;
+  let retryAt = 0;
+  const still = () => {
     clearTimeout(timer);
     timer = setTimeout(() => {
-      if (document.hidden) return next();
+      if (document.hidden) return still();
+      if (Date.now() >= retryAt) return stream();
       img.src = `/api/display.png?t=${Date.now()}`;
     }, 1000);
   };
-  img.addEventListener("load", next);
-  img.addEventListener("error", next);
-  img.src = `/api/display.png?t=${Date.now()}`;
+  const stream = () => {
+    clearTimeout(timer);
+    streaming = true;
+    img.src = `/api/display.mjpeg?t=${Date.now()}`;
+  };
+  img.addEventListener("load", () => {
+    if (!streaming) still();
+  });
+  img.addEventListener("error", () => {
+    if (streaming) {
+      streaming = false;
+      retryAt = Date.now() + 30000;
+    }
+    still();
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden && streaming) {
+      streaming = false;
+      img.src = `/api/display.png?t=${Date.now()}`; // ends the stream
+    } else if (!document.hidden && !streaming) {
+      stream();
+    }
+  });
+  stream();
 }
 
 function componentsOf(health) {
