@@ -54,7 +54,9 @@ def import_(args: argparse.Namespace, config: Config) -> int:
     from loopapp.device import import_file, import_options
 
     with contextlib.suppress(OSError):
-        os.nice(10)  # stay out of the way of a device playing on this machine
+        # Stay out of the way of a device playing on this machine: nice 10, not 10 more each
+        # time the command runs in the same process.
+        os.setpriority(os.PRIO_PROCESS, 0, max(10, os.getpriority(os.PRIO_PROCESS, 0)))
     for path in args.files:
         if not path.is_file():
             what = "is a directory" if path.is_dir() else "does not exist"

@@ -398,16 +398,10 @@ def test_a_read_only_data_directory_at_start_up_plays_and_refuses_changes(tmp_pa
             disk.remount(read_only=False)
 
 
-# --- $TMPDIR full during an upload (the lead's server change streams bodies to DATA/incoming) ---
+# --- $TMPDIR full during an upload (bodies stream to DATA/incoming, never to $TMPDIR) ---
 
 
 @needs_mount
-@pytest.mark.xfail(
-    strict=False,
-    reason="waitress buffers request bodies in $TMPDIR: when it is full the upload is refused with a "
-    "wrong answer (413) or the connection is reset; the lead's cheroot server streams bodies to "
-    "DATA/incoming instead",
-)
 def test_a_full_tmpdir_during_an_upload_does_not_matter(tmp_path: Path) -> None:
     case = "$TMPDIR full during an upload"
     with SmallDisk(tmp_path / "tmp", 1) as tmpdir:

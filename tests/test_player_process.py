@@ -269,7 +269,7 @@ def test_without_real_time_scheduling_the_web_side_is_niced(tmp_path: Path) -> N
         niced.app = record  # type: ignore[attr-defined]
         with urllib.request.urlopen(f"{device.server.url}/api/player", timeout=10) as response:
             response.read()
-        assert seen == {os.getpriority(os.PRIO_PROCESS, 0) + 4}
+        assert seen == {min(19, os.getpriority(os.PRIO_PROCESS, 0) + 4)}  # 19 is the floor
         assert device.player_process is not None and device.player_process.pid is not None
         assert os.getpriority(os.PRIO_PROCESS, device.player_process.pid) == os.getpriority(
             os.PRIO_PROCESS, 0
