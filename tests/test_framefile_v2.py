@@ -143,6 +143,25 @@ def test_a_file_cut_short_while_open_is_an_error_for_that_frame_not_a_crash(tmp_
                 frames.frame(i)
 
 
+@pytest.mark.parametrize("ahead", [True, False])
+def test_a_file_cut_short_is_found_at_the_next_pass_even_when_every_frame_is_decoded(
+    tmp_path: Path, ahead: bool
+) -> None:
+    path = write(ZstdWriter, tmp_path / "a.loop", 240, 320, _sprite()[:3], [40] * 3, 0)
+    with open_frames(path, decode_ahead=ahead) as frames:
+        for i in range(3):  # the whole loop fits the decode-ahead ring: no read is left to fail
+            woken = threading.Event()
+            if not frames.ready(i, woken):
+                assert woken.wait(5), f"frame {i} never became ready"
+            frames.regions(i)
+        assert frames.ready(0)
+        with open(path, "r+b") as f:
+            f.truncate(PAGE + 100)
+        assert frames.ready(2)  # mid-pass: no syscall
+        with pytest.raises(FrameFileError, match="changed on disk"):
+            frames.ready(0)
+
+
 def test_a_damaged_chunk_fails_its_checksum_and_verify_names_the_frame(tmp_path: Path) -> None:
     path = write(ZstdWriter, tmp_path / "a.loop", 240, 320, _sprite(), [40] * 12, 0)
     with FrameFileV2.open(path) as ff:

@@ -579,6 +579,27 @@ class FrameFileV2:
         with contextlib.suppress(OSError):
             os.posix_fadvise(self._fd, e.offset, last.offset + last.length - e.offset, os.POSIX_FADV_WILLNEED)
 
+    def check_intact(self) -> None:
+        """Raise if the open file was cut short since it was opened (one ``fstat``).
+
+        Frames held decoded in memory never touch the file again, so a player calls this once
+        a pass to find a truncation that no read would.
+
+        Raises:
+            FrameFileError: the file is closed, unreadable or shorter than its contents.
+        """
+        if self._fd is None:
+            raise FrameFileError(f"Frame file {self.path.name} is closed.")
+        try:
+            size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise FrameFileError(f"Frame file {self.path.name} cannot be read ({exc.strerror}).") from exc
+        if size < self.data_size:
+            raise FrameFileError(
+                f"Frame file {self.path.name} changed on disk while in use "
+                f"({size} bytes left of {self.data_size}); re-import the item."
+            )
+
     def changed_on_disk(self) -> bool:
         """True when the path no longer names this open file (replaced, deleted) or the file shrank."""
         if self._fd is None:

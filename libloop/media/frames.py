@@ -133,7 +133,12 @@ class V2Frames:
         """Whether frame ``i`` can be had at once; the worker moves on to ``i`` either way.
 
         When it cannot, ``wake`` (if given) is set once it can. Without decode-ahead: True.
+
+        Raises:
+            FrameFileError: at frame 0 (once a pass), the file was cut short since it was opened.
         """
+        if i == 0:
+            self._ff.check_intact()  # frames held decoded never read the file again
         if self._thread is None:
             return True
         with self._cond:

@@ -462,7 +462,12 @@ class Player(Controls):
             if not self._begin_turn(self._sync.following(self._index), boundary):
                 self._show_screen_or_idle(now)
             return
-        if not self._decoded(turn.frames, turn.timeline.frame_of(due.index)):
+        try:
+            decoded = self._decoded(turn.frames, turn.timeline.frame_of(due.index))
+        except FrameFileError as exc:
+            self._file_failed(turn, exc, now)
+            return
+        if not decoded:
             # The decoder is behind: wait for it until the next frame is due (then this one is
             # dropped) rather than stall the schedule.
             self.clock.sleep_until(min(turn.timeline.deadline(due.index + 1), now + IDLE_TICK), self._wake)
