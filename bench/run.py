@@ -17,6 +17,7 @@ MODULES = [
     "bench.bench_color",
     "bench.bench_display",
     "bench.bench_media",
+    "bench.bench_storage",
     "bench.bench_player",
     "bench.bench_contention",
     "bench.bench_uploads",

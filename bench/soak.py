@@ -49,6 +49,11 @@ class Sample:
     rss_mb: float
     fds: int
     threads: int
+    #: The player process (the panel's own process), or zeros when the player runs in-process.
+    player_rss_mb: float
+    player_fds: int
+    player_threads: int
+    player_pid: int
     frames_shown: int
     frames_dropped: int
     items: int
@@ -187,13 +192,32 @@ def _start_device(data: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit(f"loop sim did not start: {seen.decode(errors='replace')}")
 
 
+def _figures(proc: psutil.Process) -> tuple[int, int, int]:
+    """Resident bytes, open file descriptors and threads of one process."""
+    with proc.oneshot():
+        return proc.memory_info().rss, proc.num_fds(), proc.num_threads()
+
+
+def _player_pid(base: str, device_pid: int) -> int:
+    """The pid of the process that plays (``isolation.pid`` in the health report)."""
+    status, raw = _request(base + "/api/health")
+    if status != 200:
+        return 0
+    pid = int((json.loads(raw).get("isolation") or {}).get("pid") or 0)
+    return 0 if pid == device_pid else pid
+
+
 def _sample(proc: psutil.Process, base: str, t0: float, load: Load) -> Sample:
     status, raw = _request(base + "/api/player")
     stats = json.loads(raw)["stats"] if status == 200 else {}
     status, raw = _request(base + "/api/media")
     items = len(json.loads(raw)["items"]) if status == 200 else -1
-    with proc.oneshot():
-        rss, fds, threads = proc.memory_info().rss, proc.num_fds(), proc.num_threads()
+    rss, fds, threads = _figures(proc)
+    player_pid = _player_pid(base, proc.pid)
+    player = (0, 0, 0)
+    if player_pid:
+        with contextlib.suppress(psutil.Error):
+            player = _figures(psutil.Process(player_pid))
     with load.lock:
         requests, errors = load.requests, load.errors
     return Sample(
@@ -201,6 +225,10 @@ def _sample(proc: psutil.Process, base: str, t0: float, load: Load) -> Sample:
         rss_mb=rss / 2**20,
         fds=fds,
         threads=threads,
+        player_rss_mb=player[0] / 2**20,
+        player_fds=player[1],
+        player_threads=player[2],
+        player_pid=player_pid,
         frames_shown=int(stats.get("frames_shown", 0)),
         frames_dropped=int(stats.get("frames_dropped", 0)),
         items=items,
@@ -243,6 +271,7 @@ def run(minutes: float, *, interval: float = 60.0, clients: int = 4, churn_perio
                 s = samples[-1]
                 print(
                     f"soak: {s.minute:5.1f} min  rss {s.rss_mb:6.1f} MB  fds {s.fds:3d}  threads {s.threads:3d}  "
+                    f"player rss {s.player_rss_mb:6.1f} MB  fds {s.player_fds:3d}  threads {s.player_threads:3d}  "
                     f"shown {s.frames_shown}  dropped {s.frames_dropped}  items {s.items}  "
                     f"requests {s.requests}  5xx {s.errors}",
                     file=sys.stderr,
@@ -267,6 +296,9 @@ def render(minutes: float, samples: list[Sample], load: Load, exit_code: int) ->
     half = samples[len(samples) // 2]
     hours = max(1e-9, (last.minute - half.minute) / 60)
     slope = (last.rss_mb - half.rss_mb) / hours
+    player_slope = (last.player_rss_mb - half.player_rss_mb) / hours
+    player_pids = sorted({s.player_pid for s in samples if s.player_pid})
+    restarts = max(0, len(player_pids) - 1)
     lines = [
         BEGIN,
         "## Soak (the whole device, real time)",
@@ -274,7 +306,7 @@ def render(minutes: float, samples: list[Sample], load: Load, exit_code: int) ->
         f"`nox -s soak -- --minutes {minutes:g}`: `loop sim --headless` for {last.minute:.0f} minutes with four "
         "clients polling `/api/player`, `/api/display.png`, `/api/health` and `/api/media` every 0.25 s, and "
         "an upload (with `?wait=true`), a delete and a reorder every few seconds (library kept at 4-12 items). "
-        "The device process is sampled every minute.",
+        "The device's process and its player process (which owns the panel) are sampled every minute.",
         "",
         "| figure | start | after 1 min | end | note |",
         "|---|---|---|---|---|",
@@ -282,6 +314,10 @@ def render(minutes: float, samples: list[Sample], load: Load, exit_code: int) ->
         f"second half: {slope:+.1f} MB/h |",
         f"| open file descriptors | {first.fds} | {warm.fds} | {last.fds} | |",
         f"| threads | {first.threads} | {warm.threads} | {last.threads} | |",
+        f"| player process: resident memory | {first.player_rss_mb:.1f} MB | {warm.player_rss_mb:.1f} MB | "
+        f"{last.player_rss_mb:.1f} MB | second half: {player_slope:+.1f} MB/h; {restarts} restarts |",
+        f"| player process: open file descriptors | {first.player_fds} | {warm.player_fds} | {last.player_fds} | |",
+        f"| player process: threads | {first.player_threads} | {warm.player_threads} | {last.player_threads} | |",
         f"| frames dropped | {first.frames_dropped} | {warm.frames_dropped} | {last.frames_dropped} | "
         f"of {last.frames_shown} shown |",
         f"| requests answered | | | {load.requests} | {load.uploads} uploads, {load.deletes} deletes, "
@@ -290,10 +326,12 @@ def render(minutes: float, samples: list[Sample], load: Load, exit_code: int) ->
         "",
         "<details><summary>Every minute</summary>",
         "",
-        "| minute | RSS MB | fds | threads | frames shown | dropped | items | requests | 5xx |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| minute | RSS MB | fds | threads | player RSS MB | player fds | player threads "
+        "| frames shown | dropped | items | requests | 5xx |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *(
-            f"| {s.minute:.1f} | {s.rss_mb:.1f} | {s.fds} | {s.threads} | {s.frames_shown} | {s.frames_dropped} | "
+            f"| {s.minute:.1f} | {s.rss_mb:.1f} | {s.fds} | {s.threads} | {s.player_rss_mb:.1f} | {s.player_fds} "
+            f"| {s.player_threads} | {s.frames_shown} | {s.frames_dropped} | "
             f"{s.items} | {s.requests} | {s.errors} |"
             for s in samples
         ),

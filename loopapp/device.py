@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from libloop.health.resources import ResourceMonitor
     from libloop.health.wifi import WifiMonitor, WifiPoller
     from libloop.index import Library
+    from libloop.index.upgrade import BackgroundUpgrade
     from libloop.media.importer import ImportOptions, ImportResult
     from libloop.media.jobs import Imported, ImportQueue
     from libloop.media.rerender import Rerenderer
@@ -216,6 +217,7 @@ class Device:
         #: What the panel shows, for the window and the web app (``version``, ``snapshot``).
         self.panel_view: Any = None
         self.imports: ImportQueue
+        self.upgrade: BackgroundUpgrade
         self.resources: ResourceMonitor
         self.supervisor: Supervisor
         self.server: WebServer
@@ -256,6 +258,7 @@ class Device:
             WifiPoller,
         )
         from libloop.health.resources import Thresholds
+        from libloop.index.upgrade import BackgroundUpgrade
         from libloop.media.importer import ImportOptions
         from libloop.media.jobs import ImportQueue
         from libloop.media.rerender import Rerenderer
@@ -312,6 +315,14 @@ class Device:
             worker=self._import_worker,
             dedupe=True,  # the same picture uploaded twice is one item, as with `loop import`
         )
+        # Frame files an earlier LOOP wrote (v1, raw) are converted to v2 in a niced child process
+        # (not on a read-only, full or unreadable disk: the library then plays as it is).
+        self.upgrade = BackgroundUpgrade(self.data_dir)
+        if self.opening.state in ("ok", "rebuilt"):
+            try:
+                self.upgrade.start(self.library)
+            except (LoopError, OSError) as exc:
+                log.warning("the frame file upgrade did not start: %s", exc)
         # A new rotation or fit re-renders the library from the kept originals, whenever no
         # upload waits, in a child process at lower priority.
         self.rerender = Rerenderer(
@@ -442,6 +453,7 @@ class Device:
             ("web server", self._stop_web),
             ("re-render", self.rerender.close),
             ("imports", self.imports.close),
+            ("frame file upgrade", self.upgrade.stop),
             ("display", self.display.close if self.display is not None else lambda: None),
             ("library", self.library.close),
         ]

@@ -22,7 +22,7 @@ import numpy as np
 
 from libloop.color import rgb888_to_rgb565
 from libloop.index import Item, Library, NewItem
-from libloop.media.framefile import FrameFileWriter
+from libloop.media.codec_zstd import ZstdWriter
 from tests.e2e_helpers import DeviceProcess, HttpResult, http, wait_until
 
 STRACE = shutil.which("strace") or "/usr/bin/strace"
@@ -200,12 +200,13 @@ def frames_of(colour: tuple[int, int, int], n: int) -> list[np.ndarray]:
 
 
 def make_library(data: Path, count: int = 3, frames: int = 4, duration_ms: int = 60) -> list[Item]:
-    """``count`` animated items of distinct colours, made with the library itself."""
+    """``count`` animated items of distinct colours, made with the library itself (v2 files, as
+    imports write them: a library of v1 files would be upgraded under the tests' feet)."""
     items = []
     with Library(data) as lib:
         for n in range(count):
             path = lib.staging_path()
-            with FrameFileWriter(path, W, H) as writer:
+            with ZstdWriter(path, W, H) as writer:
                 for f in frames_of(COLOURS[n % len(COLOURS)], frames):
                     writer.add_frame(f, duration_ms)
                 writer.commit()

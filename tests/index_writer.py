@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
 
 from libloop.errors import InvalidChange, ItemNotFound  # noqa: E402
 from libloop.index import Library, NewItem  # noqa: E402
-from libloop.media.framefile import FrameFileWriter  # noqa: E402
+from libloop.media.codec_zstd import ZstdWriter  # noqa: E402
 
 
 def make_frame_file(
@@ -36,7 +36,7 @@ def make_frame_file(
 ) -> NewItem:
     """Write a small valid frame file at ``path`` and return metadata describing it."""
     rng = np.random.default_rng(seed)
-    with FrameFileWriter(path, width, height) as writer:
+    with ZstdWriter(path, width, height) as writer:
         for _ in range(frames):
             writer.add_frame(rng.integers(0, 256, (height, width, 2), dtype=np.uint8), 40)
         writer.commit()

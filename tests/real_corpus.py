@@ -47,6 +47,7 @@ __all__ = [
     "close",
     "contain_box",
     "gif_10mb",
+    "h264_720p_30s",
     "h264_1080p_30s",
     "h264_mov_rotated_180",
     "hevc_mov_rotated",
@@ -507,6 +508,28 @@ def h264_1080p_30s(d: Path) -> CorpusFile:
         name,
         path,
         Expect("video", "mov", 1920, 1080, QUADRANTS, (880, 900), (29_900, 30_100), (5_000_000, 40_000_000)),
+    )
+
+
+def h264_720p_30s(d: Path) -> CorpusFile:
+    """A 1280x720 H.264 MP4 (yuv420p, 30 fps, libx264 ultrafast) of 30 s, ~14 MB (the storage bench's)."""
+    name = "h264_720p_30s.mp4"
+    path = d / name
+    if not path.exists():
+        _encode_video(
+            path,
+            codec="libx264",
+            fmt="mp4",
+            display=(1280, 720),
+            seconds=30,
+            fps=30,
+            options=_X264,
+            name=name,
+        )
+    return CorpusFile(
+        name,
+        path,
+        Expect("video", "mov", 1280, 720, QUADRANTS, (880, 900), (29_900, 30_100), (3_000_000, 30_000_000)),
     )
 
 

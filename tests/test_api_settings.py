@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from PIL import Image
 
-from libloop.media.framefile import FrameFile
+from libloop.media.frames import open_frames
 from libloop.settings import DeviceSettings
 from tests.webapp_fixtures import CSRF, SimServices, add_solid_item, gif_bytes
 from webapp import create_app
@@ -54,7 +54,7 @@ def panel_png_size(app: Flask) -> tuple[int, int]:
 def frame_sizes(device: SimServices) -> list[tuple[int, int]]:
     sizes = []
     for item in device.library.items():
-        with FrameFile.open(device.library.frame_path(item)) as ff:
+        with open_frames(device.library.frame_path(item)) as ff:
             sizes.append((ff.width, ff.height))
     return sizes
 
@@ -195,7 +195,7 @@ def test_items_take_fit_seconds_and_loops(app: Flask, device: SimServices) -> No
     assert device.rerender.wait_idle(30)
     rendered = device.library.get(item["id"])
     assert rendered.render is not None and rendered.render["fit"] == "cover"
-    with FrameFile.open(device.library.frame_path(rendered)) as ff:
+    with open_frames(device.library.frame_path(rendered)) as ff:
         top = ff.frame_array(0)[0]
     assert top.any()  # cover fills the panel: no black bar at the top any more
     back = client.patch(url, json={"fit": None, "seconds": None}, headers=CSRF).get_json()

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from libloop.index import Library
-from libloop.media.framefile import FrameFile
+from libloop.media.frames import open_frames
 from loopapp.cli import main
 from tests.e2e_helpers import DeviceProcess, http, solid_gif
 
@@ -119,7 +119,7 @@ def test_settings_through_a_running_device_apply_at_once_and_survive_a_restart(
     assert code == 0, err
     with Library(data) as library:
         for item in library.items():
-            with FrameFile.open(library.frame_path(item)) as ff:
+            with open_frames(library.frame_path(item)) as ff:
                 assert (ff.width, ff.height) == (320, 240)
     again = DeviceProcess(data)
     try:

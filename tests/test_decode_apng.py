@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from libloop.color import rgb565_to_rgb888
 from libloop.errors import CorruptMedia
 from libloop.media.decode import open_media
-from libloop.media.framefile import FrameFile
+from libloop.media.frames import open_frames
 from libloop.media.importer import ImportOptions, import_media
 from libloop.media.limits import Limits
 
@@ -457,7 +457,7 @@ def test_half_transparent_frames_reach_the_panel_over_the_background(tmp_path: P
     )
     result = import_media(path, tmp_path / "a.loop", ImportOptions(background=(0, 255, 0), dither=False))
     assert (result.kind, result.frames) == ("gif", 2)
-    with FrameFile.open(result.path) as ff:
+    with open_frames(result.path) as ff:
         shown = rgb565_to_rgb888(ff.frame(1), ff.width, ff.height)[160, 120].tolist()
     # 0.75 alpha of (85, 0, 170) over green: (64, 64, 128), to RGB565 precision.
     assert all(abs(g - w) <= 8 for g, w in zip(shown, [64, 64, 128], strict=True)), shown

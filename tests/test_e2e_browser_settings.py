@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from libloop.index import Library
-from libloop.media.framefile import FrameFile
+from libloop.media.frames import open_frames
 from loopapp.config import load_config
 from loopapp.device import import_file, import_options
 from tests.e2e_helpers import DeviceProcess, http, solid_gif
@@ -116,7 +116,7 @@ def test_first_visit_asks_the_orientation_and_landscape_turns_and_re_renders_eve
     assert code == 0, err
     with Library(data) as library:
         for item in library.items():
-            with FrameFile.open(library.frame_path(item)) as ff:
+            with open_frames(library.frame_path(item)) as ff:
                 assert (ff.width, ff.height) == (320, 240)
     again = DeviceProcess(data)  # the restart keeps it
     try:

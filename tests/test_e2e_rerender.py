@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from libloop.index import Library
-from libloop.media.framefile import FrameFile
+from libloop.media.frames import open_frames
 from loopapp.config import load_config
 from loopapp.device import import_file, import_options
 from tests.e2e_helpers import DeviceProcess, http
@@ -110,7 +110,7 @@ def test_re_rendering_50_items_reports_progress_and_drops_no_frame(tmp_path: Pat
     assert code == 0, err
     with Library(data) as library:
         for item in library.items():
-            with FrameFile.open(library.frame_path(item)) as ff:
+            with open_frames(library.frame_path(item)) as ff:
                 assert (ff.width, ff.height) == (320, 240)
         assert len([p for p in library.frames_dir.iterdir() if p.is_file()]) == ITEMS
         assert library.fsck().ok

@@ -11,7 +11,7 @@ import pytest
 from libloop.color import rgb565_to_rgb888
 from libloop.media.export import export_frames
 from libloop.media.fit import FitMode
-from libloop.media.framefile import FrameFile
+from libloop.media.frames import open_frames
 from libloop.media.importer import ImportOptions, import_media
 from libloop.media.limits import Limits
 from tests.media_corpus import GifFrame, gif_bytes, good_media_corpus
@@ -40,7 +40,7 @@ def test_import_writes_a_sound_frame_file(
     assert result.kind == kind
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
     assert len(result.content_hash) == 64
-    with FrameFile.open(tmp_path / "out.loop") as ff:
+    with open_frames(tmp_path / "out.loop") as ff:
         assert (ff.width, ff.height) == (240, 320)
         assert ff.frame_count == result.frames
         assert sum(ff.durations_ms) == result.duration_ms
@@ -55,7 +55,7 @@ def test_gif_pixels_reach_the_panel_exactly(tmp_path: Path) -> None:
     src.write_bytes(gif_bytes(240, 320, pal, frames, loop=3))
     result = import_media(src, tmp_path / "a.loop", ImportOptions(dither=False))
     assert (result.frames, result.loop_count, result.duration_ms) == (2, 4, 120)
-    with FrameFile.open(tmp_path / "a.loop") as ff:
+    with open_frames(tmp_path / "a.loop") as ff:
         f1 = rgb565_to_rgb888(ff.frame(1), 240, 320)
         assert f1[15, 15].tolist() == [0, 0, 255] and f1[5, 5].tolist() == [255, 0, 0]
         regions = ff.regions(1)
@@ -67,7 +67,7 @@ def test_identical_consecutive_frames_are_merged(tmp_path: Path) -> None:
     src = tmp_path / "m.gif"
     src.write_bytes(gif_bytes(1, 1, [(0, 0, 0), (9, 9, 9), (200, 0, 0)], frames))
     result = import_media(src, tmp_path / "m.loop")
-    with FrameFile.open(tmp_path / "m.loop") as ff:
+    with open_frames(tmp_path / "m.loop") as ff:
         assert ff.durations_ms == (300, 100)
     assert result.frames == 2 and result.duration_ms == 400
 
@@ -75,7 +75,7 @@ def test_identical_consecutive_frames_are_merged(tmp_path: Path) -> None:
 def test_landscape_cover_and_background(corpus: dict[str, Path], tmp_path: Path) -> None:
     opts = ImportOptions(width=320, height=240, fit=FitMode.COVER, background=(0, 255, 0))
     import_media(corpus["still.png"], tmp_path / "c.loop", opts)
-    with FrameFile.open(tmp_path / "c.loop") as ff:
+    with open_frames(tmp_path / "c.loop") as ff:
         assert (ff.width, ff.height) == (320, 240)
 
 
@@ -94,7 +94,7 @@ def test_export_writes_what_the_panel_shows(corpus: dict[str, Path], tmp_path: P
     assert len(paths) == len(meta["durations_ms"]) == 3 and meta["loop_count"] == 0
     from PIL import Image
 
-    with FrameFile.open(tmp_path / "a.loop") as ff:
+    with open_frames(tmp_path / "a.loop") as ff:
         for i, p in enumerate(paths):
             with Image.open(p) as im:
                 assert np.array_equal(np.asarray(im), rgb565_to_rgb888(ff.frame(i), 240, 320))

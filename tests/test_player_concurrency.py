@@ -18,7 +18,7 @@ import pytest
 
 from libloop.clock import MonotonicClock
 from libloop.index import Library, NewItem
-from libloop.media.framefile import FrameFileWriter
+from libloop.media.codec_zstd import ZstdWriter
 from libloop.player import Player
 from sim.wiring import SimWiring
 
@@ -44,7 +44,7 @@ def _frames(i: int) -> list[np.ndarray]:
 
 def _add(library: Library, i: int) -> str:
     path = library.staging_path()
-    with FrameFileWriter(path, W, H) as writer:
+    with ZstdWriter(path, W, H) as writer:
         for f in _frames(i):
             writer.add_frame(f, 15)
         writer.commit()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from libloop.color import rgb565_to_rgb888, rgb888_to_rgb565
 from libloop.display import Display
 from libloop.errors import ItemNotFound
 from libloop.index import Item, Library, NewItem
+from libloop.media.codec_zstd import ZstdWriter
 from libloop.media.framefile import FrameFileWriter
 from libloop.player import Player
 from libloop.player.screens import empty_screen
@@ -47,7 +49,15 @@ def square_frames(n: int, base: tuple[int, int, int] = (20, 40, 200), side: int 
 class Rig:
     """Library + simulated panel + display + player on one FakeClock."""
 
-    def __init__(self, tmp: Path, *, speed_hz: int = 64_000_000, **player_kwargs: object) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        *,
+        speed_hz: int = 64_000_000,
+        writer: type[Any] = FrameFileWriter,
+        **player_kwargs: object,
+    ) -> None:
+        self.writer = writer
         self.clock = FakeClock(1000.0)
         self.wiring = SimWiring(clock=self.clock, speed_hz=speed_hz)
         self.display: Display = self.wiring.display()
@@ -67,7 +77,7 @@ class Rig:
         if isinstance(durations, int):
             durations = [durations] * len(frames)
         path = self.library.staging_path()
-        writer = FrameFileWriter(path, W, H, loop_count=loop_count)
+        writer = self.writer(path, W, H, loop_count=loop_count)
         for f, d in zip(frames, durations, strict=True):
             writer.add_frame(f, d)
         writer.commit()
@@ -98,9 +108,10 @@ class Rig:
         self.library.close()
 
 
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    r = Rig(tmp_path)
+@pytest.fixture(params=["v1", "v2"])
+def rig(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Rig]:
+    """The rig, its items written in each frame-file format (v2: the lossless zstd codec)."""
+    r = Rig(tmp_path, writer=FrameFileWriter if request.param == "v1" else ZstdWriter)
     yield r
     r.close()
 

@@ -21,7 +21,7 @@ import pytest
 from PIL import ExifTags, Image, ImageOps
 
 from libloop.color import rgb565_to_rgb888
-from libloop.media.framefile import FrameFile
+from libloop.media.frames import open_frames
 from libloop.media.importer import ImportOptions, ImportResult, import_media
 from libloop.media.limits import Limits
 from tests.real_corpus import (
@@ -50,7 +50,7 @@ ANIMATIONS = ["animated_webp", "apng", "gif_10mb"]
 
 
 def panel(path: Path, i: int = 0) -> npt.NDArray[np.uint8]:
-    with FrameFile.open(path) as ff:
+    with open_frames(path) as ff:
         return rgb565_to_rgb888(ff.frame(i), ff.width, ff.height).copy()
 
 
@@ -156,7 +156,7 @@ def test_animations_play_every_frame_with_the_marker_moving(
     assert exp.marker is not None
     size = (exp.width, exp.height)
     late = exp.frames[0] - 1
-    with FrameFile.open(result.path) as ff:
+    with open_frames(result.path) as ff:
         assert len(set(ff.durations_ms)) == 1 and sum(ff.durations_ms) == result.duration_ms
     first, last = panel(result.path, 0), panel(result.path, late)
     if exp.quadrants is not None:
@@ -207,7 +207,7 @@ def test_videos_show_upright_with_their_rotation_applied(
     result = imported(entry, tmp_path)
     assert_matches_expectation(result, entry)
     size = (entry.expect.width, entry.expect.height)
-    with FrameFile.open(result.path) as ff:
+    with open_frames(result.path) as ff:
         count = ff.frame_count
         assert ff.verify() == []
     for i in (0, count - 1):

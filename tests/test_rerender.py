@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from libloop.index import Item, Library
-from libloop.media.framefile import FrameFile
+from libloop.media.frames import open_frames
 from libloop.media.importer import ImportOptions, ImportResult
 from libloop.media.jobs import import_into
 from libloop.media.rerender import Rerenderer
@@ -52,7 +52,7 @@ class Wanted:
 def sizes(lib: Library) -> list[tuple[int, int]]:
     found = []
     for item in lib.items():
-        with FrameFile.open(lib.frame_path(item)) as ff:
+        with open_frames(lib.frame_path(item)) as ff:
             found.append((ff.width, ff.height))
     return found
 

@@ -26,7 +26,7 @@ from libloop.color import rgb888_to_rgb565
 from libloop.health import FakeWifi, ResourceMonitor, Supervisor
 from libloop.ili9341 import Rotation
 from libloop.index import Item, Library, NewItem
-from libloop.media.framefile import FrameFileWriter
+from libloop.media.codec_zstd import ZstdWriter
 from libloop.media.rerender import Rerenderer
 from libloop.player.player import Player, evict_and_delete
 from libloop.settings import DeviceSettings
@@ -151,7 +151,7 @@ def add_solid_item(
     """Add an item whose frames are solid colours, straight through the frame-file writer."""
     width, height = 240, 320
     path = library.staging_path()
-    with FrameFileWriter(path, width, height) as writer:
+    with ZstdWriter(path, width, height) as writer:
         for color in colors:
             rgb = np.empty((height, width, 3), dtype=np.uint8)
             rgb[:] = color

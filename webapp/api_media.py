@@ -184,7 +184,7 @@ def _received_files() -> list[Any]:
 
 
 def item_json(item: ItemLike) -> dict[str, Any]:
-    """An item as the API answers it: the SPEC shape plus its preview address and re-render state.
+    """An item as the API answers it: the SPEC shape plus its preview address, disk use and re-render state.
 
     ``rerender`` is "pending" while a new frame file is being made for the current settings,
     "needs_upload" when it has no kept original and no longer fits the panel (re-upload it to
@@ -201,6 +201,7 @@ def _api_item(body: dict[str, Any]) -> dict[str, Any]:
     version = str(body.get("file_name", "")).removesuffix(".loop").rpartition("-")[2]
     return {
         **body,
+        "disk_bytes": int(body.get("size_bytes") or 0) + int(body.get("original_bytes") or 0),
         "preview_url": f"/api/media/{item_id}/preview.gif" + (f"?v={version}" if version != item_id else ""),
         "original": body.get("original") is not None,
         "rerender": settings.item_state(item_id) if settings is not None else None,
@@ -225,9 +226,13 @@ def library_json(svc: Services) -> dict[str, Any]:
 
 @bp.get("/media")
 def list_media() -> Response:
-    """The library, in play order (and the largest upload accepted, for the dashboard)."""
+    """The library, in play order, the largest upload accepted, and the storage figures."""
+    from libloop.index.usage import library_usage
+
     svc = services()
-    return jsonify({**library_json(svc), "max_upload_bytes": svc.max_upload_bytes})
+    body = library_json(svc)
+    usage = library_usage(svc.library.items(), getattr(svc.library, "data_dir", None))
+    return jsonify({**body, "max_upload_bytes": svc.max_upload_bytes, "storage": usage.to_dict()})
 
 
 @bp.post("/media")
@@ -410,9 +415,9 @@ def render_preview(frame_path: Path) -> bytes:
     """
     from PIL import Image
 
-    from libloop.media.framefile import FrameFile
+    from libloop.media.frames import open_frames
 
-    with FrameFile.open(frame_path) as ff:
+    with open_frames(frame_path) as ff:
         count = ff.frame_count
         step = max(1, -(-count // PREVIEW_MAX_FRAMES))
         images: list[Image.Image] = []

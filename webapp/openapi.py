@@ -120,6 +120,11 @@ _SCHEMAS: dict[str, Schema] = {
                 "needs_upload: no kept original and its frames no longer fit the panel (shown "
                 "fitted on the fly; re-upload it to re-render it); null: up to date.",
             },
+            "disk_bytes": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Bytes the item takes on the card: its frame file and its kept original.",
+            },
         },
     },
     "Library": {
@@ -130,6 +135,17 @@ _SCHEMAS: dict[str, Schema] = {
             "max_upload_bytes": {
                 "type": "integer",
                 "description": "The largest upload (request body) this device accepts.",
+            },
+            "storage": {
+                "type": "object",
+                "description": "What the library takes on the card, and what is left free.",
+                "properties": {
+                    "frames_bytes": {"type": "integer", "minimum": 0},
+                    "originals_bytes": {"type": "integer", "minimum": 0},
+                    "total_bytes": {"type": "integer", "minimum": 0},
+                    "free_bytes": {"type": "integer", "minimum": 0, "nullable": True},
+                    "disk_bytes": {"type": "integer", "minimum": 0, "nullable": True},
+                },
             },
         },
     },

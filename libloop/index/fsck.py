@@ -20,6 +20,9 @@ Problem kinds (``Problem.kind``):
 - ``missing_file``: an item whose frame file is gone (repair: remove the entry from the play
   order and record it in the quarantine manifest).
 - ``corrupt_file``: a frame file whose checksums fail (repair: quarantine file and entry).
+- ``old_format``: a frame file in format v1, every frame stored raw (repair: convert it to v2
+  in place, losslessly — the same frames, durations and regions in a fraction of the space;
+  the file is written beside and renamed over the old one, so a player reading it carries on).
 - ``orphan_original``: a kept original in ``originals/`` that no item names (what a delete or
   an interrupted add left; repair, at start-up too: remove it, see ``originals.py``).
 - ``missing_original``: an item whose kept original is gone (repair: the item keeps playing
@@ -59,6 +62,7 @@ INCOMING = "incoming"
 ORPHAN_FILE = "orphan_file"
 MISSING_FILE = "missing_file"
 CORRUPT_FILE = "corrupt_file"
+OLD_FORMAT = "old_format"
 ORPHAN_ORIGINAL = "orphan_original"
 MISSING_ORIGINAL = "missing_original"
 STRAY_ORIGINAL = "stray_original"
@@ -166,6 +170,8 @@ def run(
         _check_originals(library, report, quarantine, repair=repair, startup=startup)
     if checksums:
         _check_checksums(library, report, quarantine, repair=repair)
+    if not startup:
+        _check_formats(library, report, repair=repair)
     report.quarantine = quarantine.path
     return report
 
@@ -326,7 +332,7 @@ def _check_originals(
 
 
 def _check_checksums(library: Library, report: FsckReport, quarantine: Quarantine, *, repair: bool) -> None:
-    from libloop.media.framefile import verify_file
+    from libloop.media.frames import verify_any as verify_file
 
     for item in library.items():
         path = library.frame_path(item)
@@ -341,6 +347,55 @@ def _check_checksums(library: Library, report: FsckReport, quarantine: Quarantin
             with library._lock:
                 repaired = _quarantine_entry(library, quarantine, CORRUPT_FILE, message, item, path)
         report.problems.append(Problem(CORRUPT_FILE, message, item.id, str(path), repaired=repaired))
+
+
+def _check_formats(library: Library, report: FsckReport, *, repair: bool) -> None:
+    """Frame files still in format v1: reported, and with ``repair`` converted to v2."""
+    from libloop.errors import DiskFull, FrameFileError
+    from libloop.media.framefile_v2 import file_version
+    from libloop.media.frames import upgrade_to_v2
+
+    for item in library.items():
+        path = library.frame_path(item)
+        try:
+            if file_version(path) != 1:
+                continue
+        except FrameFileError:
+            continue  # missing or damaged: reported by the other checks
+        size = path.stat().st_size
+        message = (
+            f"Item {item.id} ({item.name}) is stored in the old frame format, every frame raw "
+            f"({size / 1e6:.1f} MB); `loop fsck --repair` converts it."
+        )
+        repaired = False
+        if repair:
+            staged = library.staging_path(".v2")
+            try:
+                new_size = upgrade_to_v2(path, staged, video=item.kind == "video")
+                repaired = _swap_file(library, item, staged, new_size)
+            except (FrameFileError, DiskFull, OSError) as exc:
+                message += f" Converting it failed: {exc}"
+            finally:
+                durable.unlink(staged)
+                durable.unlink(staged.with_name(staged.name + ".partial"))
+            if repaired:
+                message = f"Item {item.id} ({item.name}) was converted to frame format v2 ({size / 1e6:.1f} MB → {new_size / 1e6:.1f} MB)."
+        report.problems.append(Problem(OLD_FORMAT, message, item.id, str(path), repaired=repaired))
+
+
+def _swap_file(library: Library, item: Item, staged: Path, size: int) -> bool:
+    """Rename ``staged`` over the item's frame file and record its new size, if the item is unchanged."""
+    with library._transaction("storing a converted frame file") as tx:
+        row = tx.execute("SELECT file_name FROM items WHERE id = ?", (item.id,)).fetchone()
+        if row is None or row[0] != item.file_name:
+            return False  # deleted or replaced meanwhile
+        durable.fsync_file(staged)
+        durable.rename(staged, library.frame_path(item))
+        durable.fsync_dir(library.frames_dir)
+        tx.execute("UPDATE items SET size_bytes = ? WHERE id = ?", (size, item.id))
+        library._bump(tx)
+    library._notify()
+    return True
 
 
 def _quarantine_entry(

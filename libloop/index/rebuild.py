@@ -296,10 +296,10 @@ def _pick(checker: Any, *candidates: Any, default: Any) -> Any:
 
 
 def _entry(path: Path, stem: str, meta: dict[str, Any], row: dict[str, Any] | None) -> _Entry | None:
-    from libloop.media.framefile import FrameFile
+    from libloop.media.frames import open_frames
 
     try:
-        with FrameFile.open(path) as ff:
+        with open_frames(path) as ff:
             frames, durations = ff.frame_count, sum(ff.durations_ms)
             width, height, loop_count = ff.width, ff.height, ff.loop_count
         st = path.stat()

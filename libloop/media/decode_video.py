@@ -6,7 +6,7 @@ each decoded frame is scaled by FFmpeg's scaler straight to the size the fitting
 handed on, and dropped.
 
 Caps (``Limits``): playing time (``max_video_seconds``, the rest is cut and the result marked
-truncated) and frame rate (``max_fps``): frames are kept on a fixed time grid of 1/max_fps, so
+truncated; there is no frame cap for video, the importer's storage budget stands in) and frame rate (``max_fps``): frames are kept on a fixed time grid of 1/max_fps, so
 a 60 fps clip keeps every other frame, and each kept frame lasts until the next kept frame's
 timestamp (durations come from timestamps, not from the nominal rate, so variable frame rate
 video keeps its timing).
@@ -234,10 +234,6 @@ class VideoSource(MediaSource):
                     # Rounded on the timeline, not per frame, so durations add up without drift.
                     duration = max(1, round(t * 1000) - round(pt * 1000))
                     yield SourceFrame(image, duration, min(0.99, t / length))
-                    if produced >= self.limits.max_frames:
-                        self.truncated = True
-                        pending = None
-                        break
                 pending = (self._to_image(frame), t)
         except (av.FFmpegError, ValueError, OSError) as exc:
             raise CorruptMedia(f"{self.name} is a damaged video (decoding failed); upload it again.") from exc

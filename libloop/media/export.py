@@ -1,7 +1,8 @@
 """``loop export``: a frame file's frames as PNG files, exactly as the panel will show them.
 
 Each RGB565 frame is expanded the way the panel's DAC shows it (``rgb565_to_rgb888``), so the
-PNGs show the dithering and the 5/6/5-bit levels, not the source. ``frames.json`` records the
+PNGs show the dithering and the 5/6/5-bit levels, not the source. A v2 file is decoded as the
+player decodes it (``libloop.media.frames``): a video's PNGs are its panel-sized re-encode. ``frames.json`` records the
 durations and the loop count, so the export is a complete record of what will be played.
 """
 
@@ -17,7 +18,7 @@ from PIL import Image
 
 from libloop.color import rgb565_to_rgb888
 from libloop.errors import ExportError
-from libloop.media.framefile import FrameFile
+from libloop.media.frames import open_frames
 
 __all__ = ["export_frames"]
 
@@ -34,7 +35,7 @@ def export_frames(frame_file_path: Path, out_dir: Path) -> list[Path]:
         ExportError: ``out_dir`` is a file, or cannot be created or written (one sentence).
     """
     out_dir = Path(out_dir)
-    with FrameFile.open(Path(frame_file_path)) as ff:
+    with open_frames(Path(frame_file_path)) as ff:
         created = _make_dir(out_dir)
         written: list[Path] = []
         try:

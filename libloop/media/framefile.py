@@ -693,11 +693,17 @@ def verify_file(path: Path) -> list[str]:
 
 
 def data_end(path: Path) -> int:
-    """Where the frame data of the file at ``path`` ends (its header's file size).
+    """Where the frame data of the file at ``path`` ends (its header's file or data size), v1 or v2.
 
     Raises:
         FrameFileError: the file is missing, unreadable or not a frame file.
     """
+    from libloop.media.framefile_v2 import FORMAT_VERSION as V2
+    from libloop.media.framefile_v2 import FrameFileV2, file_version
+
+    if file_version(path) == V2:
+        with FrameFileV2.open(path) as v2:
+            return v2.data_size
     with FrameFile.open(path) as ff:
         return ff.data_size
 

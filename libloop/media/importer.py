@@ -30,9 +30,13 @@ from libloop.media.fit import FitMode, fit_frame, scaled_size
 from libloop.media.framefile import MAX_SIDE, FrameFileWriter
 from libloop.media.limits import Limits
 
-__all__ = ["ImportOptions", "ImportResult", "content_hash", "import_media"]
+__all__ = ["FORMATS", "ImportOptions", "ImportResult", "content_hash", "import_media"]
 
 Progress = Callable[[float], None]
+
+#: What ``ImportOptions.format`` takes: "auto" (v2, the codec chosen by kind), "zstd" or "h264"
+#: (v2 with that codec) or "v1" (the previous format, every frame raw; for tests and the bench).
+FORMATS = ("auto", "zstd", "h264", "v1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,8 @@ class ImportOptions:
         dither: ordered dithering in the RGB565 conversion (less banding in gradients).
         limits: what is accepted (see ``Limits``).
         short_delay_ms, min_delay_ms, still_ms: the frame delay policy (see ``DelayPolicy``).
+        format: the frame file written (``FORMATS``): by default v2, video re-encoded as H.264
+            at the panel's size (when PyAV can encode it), everything else lossless (zstd).
     """
 
     width: int = 240
@@ -57,8 +63,11 @@ class ImportOptions:
     short_delay_ms: int = 100
     min_delay_ms: int = 20
     still_ms: int = 10_000
+    format: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
         if not (1 <= self.width <= MAX_SIDE and 1 <= self.height <= MAX_SIDE):
             raise ValueError(f"panel size {self.width}x{self.height} is outside 1..{MAX_SIDE}")
         if len(self.background) != 3 or not all(0 <= c <= 255 for c in self.background):
@@ -106,9 +115,13 @@ class ImportResult:
         width, height: the SOURCE size (after EXIF orientation / video rotation).
         loop_count: 0 = loop forever, n = play n times (see decode_gif for GIF's mapping).
         content_hash: sha256 hex of the source file's bytes.
-        truncated: the input was cut at a limit (max frames or max video seconds).
+        truncated: the input was cut at a limit (max frames, max video seconds, or the
+            storage budget ``max_item_bytes``).
         format: the detected container/format ("GIF", "PNG", "JPEG", "mov", "matroska", ...).
         path: the frame file written.
+        bytes: the frame file's size.
+        codec: how its frames are stored ("raw" for v1, "zstd", "h264").
+        cut_by_budget: the input was cut because its frames would pass ``max_item_bytes``.
     """
 
     kind: Kind
@@ -121,6 +134,9 @@ class ImportResult:
     truncated: bool
     format: str
     path: Path
+    bytes: int = 0
+    codec: str = "raw"
+    cut_by_budget: bool = False
 
 
 def content_hash(path: Path, chunk: int = 1 << 20) -> str:
@@ -195,36 +211,89 @@ def import_media(
     with _decoding(label):
         source = open_media(src, limits=opts.limits, delays=opts.delays, prescale=prescale, name=label)
         digest = content_hash(src)
-    with source, FrameFileWriter(dest, opts.width, opts.height, loop_count=source.loop_count) as writer:
+    budget = opts.limits.max_item_bytes
+    # A frame never takes more than its raw size (plus a codec's few bytes of framing), so
+    # stopping while one more still fits keeps the file within the budget.
+    frame_bound = opts.width * opts.height * 2 + 1024
+    cut_by_budget = False
+    with source, _writer(dest, opts, source.kind, source.loop_count) as (writer, codec):
+        rgb_in = writer.wants_rgb888
         pending: npt.NDArray[np.uint8] | None = None
         pending_ms = 0
         total_ms = 0
+        written_ms = 0
         with _decoding(label):
             for frame in source.frames():
                 rgb = fit_frame(frame.image, opts.width, opts.height, opts.fit, opts.background)
-                rgb565 = rgb888_to_rgb565(rgb, dither=opts.dither)
-                if pending is not None and np.array_equal(pending, rgb565):
+                shown = rgb if rgb_in else rgb888_to_rgb565(rgb, dither=opts.dither)
+                if pending is not None and np.array_equal(pending, shown):
                     pending_ms += frame.duration_ms
                 else:
                     if pending is not None:
-                        writer.add_frame(pending, pending_ms)
-                    pending, pending_ms = rgb565, frame.duration_ms
+                        if writer.bytes_upper_bound + 2 * frame_bound > budget:
+                            cut_by_budget = True
+                            break
+                        writer.add_frame(pending, min(pending_ms, 0xFFFFFFFF))
+                        written_ms += pending_ms
+                    pending, pending_ms = shown, frame.duration_ms
                 total_ms += frame.duration_ms
                 report(0.99 * frame.progress)
         if pending is not None:
             writer.add_frame(pending, min(pending_ms, 0xFFFFFFFF))
+            written_ms += pending_ms
         writer.commit()
         frames = writer.frame_count
     report(1.0)
     return ImportResult(
         kind=source.kind,
         frames=frames,
-        duration_ms=total_ms,
+        duration_ms=written_ms if cut_by_budget else total_ms,
         width=source.width,
         height=source.height,
         loop_count=source.loop_count,
         content_hash=digest,
-        truncated=source.truncated,
+        truncated=source.truncated or cut_by_budget,
         format=source.format,
         path=Path(dest),
+        bytes=Path(dest).stat().st_size,
+        codec=codec,
+        cut_by_budget=cut_by_budget,
     )
+
+
+class _RawWriter(FrameFileWriter):
+    """The v1 writer with the interface of the v2 ones."""
+
+    wants_rgb888 = False
+
+    @property
+    def bytes_upper_bound(self) -> int:
+        return self._pos + 24 * (self.frame_count + 1) + 24 * len(self._regions) + 4096
+
+
+@contextlib.contextmanager
+def _writer(dest: Path, opts: ImportOptions, kind: Kind, loop_count: int) -> Iterator[tuple[Any, str]]:
+    """The frame file writer for ``opts.format`` and the media's kind, and its codec's name."""
+    fmt = opts.format
+    if fmt == "auto":
+        from libloop.media.codec_h264 import h264_available
+
+        even = opts.width % 2 == 0 and opts.height % 2 == 0
+        fmt = "h264" if kind == "video" and even and h264_available() else "zstd"
+    writer: Any
+    if fmt == "v1":
+        writer = _RawWriter(dest, opts.width, opts.height, loop_count=loop_count)
+        name = "raw"
+    elif fmt == "h264":
+        from libloop.media.codec_h264 import H264Writer
+
+        writer = H264Writer(dest, opts.width, opts.height, loop_count=loop_count)
+        name = "h264"
+    else:
+        from libloop.media.codec_zstd import LEVEL, VIDEO_LEVEL, ZstdWriter
+
+        level = VIDEO_LEVEL if kind == "video" else LEVEL
+        writer = ZstdWriter(dest, opts.width, opts.height, loop_count=loop_count, level=level)
+        name = "zstd"
+    with writer:
+        yield writer, name

@@ -141,10 +141,16 @@ def truncation_warning(result: ImportResult, filename: str, limits: Limits) -> s
     """The sentence telling that an import was cut at a documented limit, or None."""
     if not result.truncated:
         return None
+    if getattr(result, "cut_by_budget", False):
+        return (
+            f"{filename} takes more storage than LOOP gives one item, so it was cut to its first "
+            f"{plural(result.frames, 'frame')} ({result.duration_ms / 1000:.1f} s); the budget is "
+            f"{limits.max_item_bytes / 2**20:g} MB of frames per item."
+        )
     return (
         f"{filename} was longer than LOOP keeps, so it was cut to its first "
         f"{plural(result.frames, 'frame')} ({result.duration_ms / 1000:.1f} s); the limits are "
-        f"{plural(limits.max_frames, 'frame')} and {limits.max_video_seconds:g} s of video."
+        f"{plural(limits.max_frames, 'frame')} of animation and {limits.max_video_seconds:g} s of video."
     )
 
 

@@ -7,7 +7,9 @@ a Pi Zero: a 89-megapixel RGBA canvas alone is 356 MB. We refuse anything above
 also turns Pillow's ``DecompressionBombWarning`` into ``MediaTooLarge``.
 
 Long inputs are cut, not refused: animations after ``max_frames`` frames, videos after
-``max_video_seconds``; the import result says it was cut (``truncated=True``).
+``max_video_seconds``, and any item once its frame file would pass ``max_item_bytes`` (the
+storage budget of one item); the import result says it was cut (``truncated=True``). Videos
+have no frame cap: at 30 fps a minute is 1,800 frames, and the budget decides what is kept.
 """
 
 from __future__ import annotations
@@ -28,9 +30,14 @@ class Limits:
         max_pixels: largest frame, in source pixels (40 megapixels, ~160 MB as RGBA).
         max_side: longest side of a source frame in pixels (16384).
         max_aspect: most elongated shape accepted, long side / short side (50: refuses 1x100000).
-        max_frames: animations and videos are cut after this many frames (1000).
+        max_frames: animations are cut after this many frames (1000); videos are not (their
+            length and the storage budget limit them).
         max_video_seconds: videos are cut after this much playing time (60 s).
         max_fps: videos are thinned to at most this frame rate (30 fps).
+        max_item_bytes: the storage budget of one item: an import stops before its frame file
+            would pass it (48 MiB: several minutes of panel-sized H.264 even for full-motion
+            video, whose frames the bench measures at about 0.1 MB a second; a GIF of 1000
+            noisy full frames that zstd cannot shrink is cut after about 320).
     """
 
     max_file_bytes: int = 200 * 1024 * 1024
@@ -40,10 +47,13 @@ class Limits:
     max_frames: int = 1000
     max_video_seconds: float = 60.0
     max_fps: float = 30.0
+    max_item_bytes: int = 48 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if min(self.max_file_bytes, self.max_pixels, self.max_side, self.max_frames) < 1:
             raise ValueError("every limit must be at least 1")
+        if self.max_item_bytes < 1 << 20:
+            raise ValueError("max_item_bytes must be at least 1 MiB")
         if self.max_aspect < 1 or self.max_video_seconds <= 0 or self.max_fps <= 0:
             raise ValueError("max_aspect must be >= 1, max_video_seconds and max_fps > 0")
 

@@ -64,10 +64,10 @@ class RenderLibrary(Protocol):
 
 def frame_size(path: Path) -> tuple[int, int] | None:
     """The panel size a frame file was made for (its header), or None if it cannot be read."""
-    from libloop.media.framefile import FrameFile
+    from libloop.media.frames import open_frames
 
     try:
-        with FrameFile.open(path) as ff:
+        with open_frames(path) as ff:
             return ff.width, ff.height
     except (LoopError, OSError, ValueError):
         return None

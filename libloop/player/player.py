@@ -32,6 +32,7 @@ after the panel shows something else.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import math
 import random
@@ -92,7 +93,8 @@ class Player(Controls):
             (and reaches ``on_fatal``) so a supervisor can restart the hardware.
         heartbeat: called every turn of the loop (at least every second), to prove liveness.
         on_fault: called with each fault's sentence (an item skipped, a transport error).
-        open_frames: opens a frame file (tests may substitute one).
+        open_frames: opens a frame file (tests may substitute one); by default v1 or v2, with
+            decode-ahead on the real clock.
         wire_hz: SPI clock, for the wire-utilisation figure and the refresh's wire time.
         publisher: told before and after every change of the panel (a shared framebuffer).
         on_version: called with each new :attr:`version` (on the loop thread; keep it cheap).
@@ -115,7 +117,7 @@ class Player(Controls):
         on_error: Callable[[BaseException], None] | None = None,
         heartbeat: Callable[[], None] | None = None,
         on_fault: Callable[[str], object] | None = None,
-        open_frames: Callable[[Path], Frames] = open_frame_file,
+        open_frames: Callable[[Path], Frames] | None = None,
         wire_hz: float = 64_000_000.0,
         publisher: FramePublisher | None = None,
         on_version: Callable[[int], None] | None = None,
@@ -151,9 +153,12 @@ class Player(Controls):
             on_fault=self._record_fault,
         )
         self._sender.level = self._level
+        # On the real clock v2 files decode ahead on a worker thread; on a simulated clock time
+        # stands still while the loop works, so they decode on the loop's thread, deterministically.
+        decode_ahead = isinstance(self.clock, MonotonicClock)
         self._sync = LibrarySync(
             library,
-            open_frames,
+            open_frames or functools.partial(open_frame_file, decode_ahead=decode_ahead),
             lambda: display.size,
             self._record_fault,
             background=lambda: self._play.background,
@@ -457,7 +462,22 @@ class Player(Controls):
             if not self._begin_turn(self._sync.following(self._index), boundary):
                 self._show_screen_or_idle(now)
             return
+        try:
+            decoded = self._decoded(turn.frames, turn.timeline.frame_of(due.index))
+        except FrameFileError as exc:
+            self._file_failed(turn, exc, now)
+            return
+        if not decoded:
+            # The decoder is behind: wait for it until the next frame is due (then this one is
+            # dropped) rather than stall the schedule.
+            self.clock.sleep_until(min(turn.timeline.deadline(due.index + 1), now + IDLE_TICK), self._wake)
+            return
         self._send_frame(turn, due.index, due.dropped, now)
+
+    def _decoded(self, frames: Frames, k: int) -> bool:
+        """Whether frame ``k`` can be sent now (a v2 file's decode-ahead may still be on it)."""
+        ready = getattr(frames, "ready", None)
+        return True if ready is None else bool(ready(k, self._wake))
 
     def _send_frame(self, turn: Turn, g: int, dropped: int, now: float) -> None:
         k = turn.timeline.frame_of(g)

@@ -45,7 +45,12 @@ class _Region(Protocol):
 
 
 class Frames(Protocol):
-    """An opened frame file (``libloop.media.framefile.FrameFile``)."""
+    """An opened frame file (``libloop.media.framefile.FrameFile`` or ``frames.V2Frames``).
+
+    A v2 file also has ``ready(i, wake)`` (can frame ``i`` be had without waiting for its
+    decoder?) and ``rects(i)`` (frame ``i``'s dirty rectangles without their pixels); the player
+    uses them when they are there.
+    """
 
     @property
     def width(self) -> int: ...
@@ -133,11 +138,11 @@ class PlaySettings:
     background: tuple[int, int, int] = (0, 0, 0)
 
 
-def open_frame_file(path: Path) -> Frames:
-    """Open a frame file (memory-mapped) for playback."""
-    from libloop.media.framefile import FrameFile
+def open_frame_file(path: Path, *, decode_ahead: bool = True) -> Frames:
+    """Open a frame file, v1 or v2, for playback (a v2 file decodes ahead on a worker thread)."""
+    from libloop.media.frames import open_frames
 
-    return FrameFile.open(path)
+    return open_frames(path, decode_ahead=decode_ahead)
 
 
 # --- status ---------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -93,11 +94,12 @@ class FittedFrames:
         x, y, _bw, _bh = self._box
         found: list[tuple[int, int, int, int, int]] = []
         table = getattr(self.inner, "region_rects", None)
-        inner = (
-            list(table(i))
-            if table is not None
-            else [(r.x0, r.y0, r.x1, r.y1, 0) for r in self.inner.regions(i)]
-        )
+        rects = getattr(self.inner, "rects", None)  # a v2 file's table
+        if table is not None:
+            inner = list(table(i))
+        else:
+            listed = rects(i) if rects is not None else self.inner.regions(i)
+            inner = [(r.x0, r.y0, r.x1, r.y1, 0) for r in listed]
         for r in inner:
             # The output columns and rows whose source pixel lies in the region.
             c0, c1 = np.searchsorted(self._xs, r[0]), np.searchsorted(self._xs, r[2], side="right")
@@ -107,6 +109,11 @@ class FittedFrames:
             x0, y0, x1, y1 = x + int(c0), y + int(r0), x + int(c1) - 1, y + int(r1) - 1
             found.append((x0, y0, x1, y1, 2 * (x1 - x0 + 1) * (y1 - y0 + 1)))
         return found
+
+    def ready(self, i: int, wake: Any = None) -> bool:
+        """Whether the wrapped file's frame ``i`` is decoded (a v2 file decodes ahead)."""
+        ready = getattr(self.inner, "ready", None)
+        return True if ready is None else bool(ready(i, wake))
 
     def prefetch(self, i: int) -> None:
         self.inner.prefetch(i)

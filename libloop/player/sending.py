@@ -46,10 +46,13 @@ Panel = tuple[str, int] | None
 
 def _region_rects(frames: Frames, i: int) -> list[tuple[int, int, int, int, int]]:
     """``(x0, y0, x1, y1, bytes)`` of frame ``i``'s regions: from the file's table when it has one
-    (a frame file), else from its regions."""
+    (a v1 or v2 frame file), else from its regions."""
     table = getattr(frames, "region_rects", None)
     if table is not None:
         return list(table(i))
+    rects = getattr(frames, "rects", None)  # a v2 file: its table, nothing decoded
+    if rects is not None:
+        return [(r.x0, r.y0, r.x1, r.y1, 2 * (r.x1 - r.x0 + 1) * (r.y1 - r.y0 + 1)) for r in rects(i)]
     return [(r.x0, r.y0, r.x1, r.y1, 2 * (r.x1 - r.x0 + 1) * (r.y1 - r.y0 + 1)) for r in frames.regions(i)]
 
 

@@ -15,6 +15,7 @@ async function refreshLibrary() {
   try {
     const answer = await api("GET", "/api/media");
     setUploadLimit(answer.max_upload_bytes);
+    showStorage(answer.storage);
     const text = JSON.stringify(answer.items);
     if (text !== lastLibrary || !$("grid").children.length) {
       lastLibrary = text;
@@ -23,6 +24,22 @@ async function refreshLibrary() {
   } catch (err) {
     if (err.status !== 401) showError(err);
   }
+}
+
+function fmtBytes(n) {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  return `${Math.max(1, Math.round(n / 1e3))} kB`;
+}
+
+function showStorage(storage) {
+  if (!storage) return;
+  let text = `${fmtBytes(storage.total_bytes)} on the card`;
+  if (storage.originals_bytes) {
+    text += ` (frames ${fmtBytes(storage.frames_bytes)}, originals ${fmtBytes(storage.originals_bytes)})`;
+  }
+  if (storage.free_bytes != null) text += ` · ${fmtBytes(storage.free_bytes)} free`;
+  $("storage").textContent = text;
 }
 
 function every(ms, work) {

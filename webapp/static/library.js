@@ -51,6 +51,10 @@ function fmtDuration(ms) {
   return s < 60 ? `${s.toFixed(s < 10 ? 1 : 0)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
+function fmtSize(n) {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`;
+}
+
 function makeCard(item) {
   const card = el("li", { class: "card", dataset: { id: item.id } });
   const img = el("img", { class: "preview", alt: "", loading: "lazy", width: "120", height: "160" });
@@ -84,7 +88,9 @@ function updateCard(card, item) {
   const kind = { gif: "animation", image: "picture", video: "video" }[item.kind] || item.kind;
   // A still stays on as long as the settings say, whatever its file holds.
   const time = item.seconds ? `${item.seconds} s` : item.frames <= 1 ? "still" : fmtDuration(item.duration_ms);
-  card.querySelector(".meta").textContent = `${kind} · ${item.frames} frame${item.frames === 1 ? "" : "s"} · ${time}`;
+  card.querySelector(".meta").textContent =
+    `${kind} · ${item.frames} frame${item.frames === 1 ? "" : "s"} · ${time}` +
+    (item.disk_bytes ? ` · ${fmtSize(item.disk_bytes)}` : "");
   const badge = card.querySelector(".badge");
   const words = { pending: "re-rendering…", needs_upload: "re-upload to re-render", failed: "re-render failed" };
   badge.textContent = words[item.rerender] || "";
