@@ -45,7 +45,7 @@ from bench.report import Report, Section
 from libloop.clock import FakeClock, MonotonicClock
 from libloop.color import rgb888_to_rgb565
 from libloop.index import Library, NewItem
-from libloop.media.framefile import FrameFileWriter
+from libloop.media.codec_zstd import VIDEO_LEVEL, ZstdWriter
 from libloop.player import Player
 from loopapp.config import load_config
 from loopapp.device import Device
@@ -120,8 +120,10 @@ def cursor(n: int = 2) -> list[np.ndarray]:
 
 
 def add_item(library: Library, frames: list[np.ndarray], duration_ms: int, name: str) -> str:
+    """Add ``frames`` as a v2 (zstd) frame file, as imports write animations, so the device's
+    background upgrade of v1 files has nothing to do during a measurement."""
     path = library.staging_path()
-    with FrameFileWriter(path, W, H) as writer:
+    with ZstdWriter(path, W, H, level=VIDEO_LEVEL) as writer:
         for f in frames:
             writer.add_frame(f, duration_ms)
         writer.commit()
