@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from libloop.errors import LoopError
-from loopapp.config import Config, default_sim_data_dir, load_config
+from loopapp.config import SIM_FAULTS, Config, default_sim_data_dir, load_config
 
 log = logging.getLogger("loop")
 
@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address the dashboard listens on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="dashboard port (default from config, 8080; 0 picks a free one)")
     p.add_argument("--screenshot", type=Path, metavar="PNG", help="save the panel to this PNG on exit")
+    p.add_argument(
+        "--fault",
+        action="append",
+        choices=SIM_FAULTS,
+        help="a fault drill on the simulated bus from start-up (repeatable; also [sim] faults)",
+    )
 
     add("run", "run the device on a Raspberry Pi with the real SPI panel and GPIO lines", "run")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import getpass
 import json
 import os
@@ -33,6 +34,9 @@ def _library(config: Config) -> Iterator[object]:
 def sim(args: argparse.Namespace, config: Config) -> int:
     from loopapp.runner import run_device
 
+    if args.fault:
+        faults = tuple(dict.fromkeys((*config.sim.faults, *args.fault)))
+        config = dataclasses.replace(config, sim=dataclasses.replace(config.sim, faults=faults))
     return run_device(
         config,
         simulated=True,

@@ -61,6 +61,10 @@ interfaces = []       # addresses to advertise on; empty: those the dashboard li
 
 [storage]
 reserve_mb = 200      # uploads are refused when they would leave less than this free
+
+[sim]                 # `loop sim` only
+faults = []           # fault drills on the simulated bus from start-up (also `loop sim --fault`):
+                      # "pi5-dma-timeout", the Pi 5's failure of transfers over 64 bytes (ETIMEDOUT)
 ```
 """
 
@@ -169,6 +173,15 @@ class StorageConfig:
     reserve_mb: int = 200
 
 
+#: The simulated bus's fault drills (``[sim] faults``, ``loop sim --fault``).
+SIM_FAULTS = ("pi5-dma-timeout",)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    faults: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Config:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -179,6 +192,7 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     mdns: MdnsConfig = field(default_factory=MdnsConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
 
     def with_data_dir(self, data_dir: Path | None) -> Config:
         return self if data_dir is None else replace(self, data_dir=data_dir)
@@ -192,6 +206,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "mqtt": MqttConfig,
     "mdns": MdnsConfig,
     "storage": StorageConfig,
+    "sim": SimConfig,
 }
 
 
@@ -273,6 +288,9 @@ def validate(config: Config) -> Config:
         raise ConfigError(
             f"player.still_seconds must be from 0.5 to 86400, not {config.player.still_seconds:g}."
         )
+    for fault in config.sim.faults:
+        if fault not in SIM_FAULTS:
+            raise ConfigError(f"sim.faults: {fault!r} is not a fault drill; known: {', '.join(SIM_FAULTS)}.")
     _validate_mqtt(config.mqtt)
     return config
 

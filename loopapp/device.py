@@ -798,8 +798,12 @@ class Device:
 
     def health(self) -> Mapping[str, Any]:
         snapshot = dict(self.supervisor.snapshot())
-        if self.opening.state in ("unavailable", "read_only") and snapshot.get("state") in ("ok", "starting"):
-            snapshot["state"] = "degraded"
+        if snapshot.get("state") in ("ok", "starting"):
+            display = snapshot.get("display")
+            spi = display.get("spi") if isinstance(display, Mapping) else None
+            slow_bus = isinstance(spi, Mapping) and bool(spi.get("degraded"))
+            if self.opening.state in ("unavailable", "read_only") or slow_bus:
+                snapshot["state"] = "degraded"
         return snapshot
 
     def _storage_problem(self, sentence: str) -> None:

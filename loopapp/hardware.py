@@ -66,6 +66,8 @@ def sim_hardware(config: Config, *, clock: Any = None, **wiring_options: Any) ->
         clock=clock,
         **options,
     )
+    if "pi5-dma-timeout" in config.sim.faults:
+        wiring.device.time_out_long_transfers()  # the whole run, as when the Pi 5 gets into it
     return Hardware(
         bus=wiring.bus,
         dc=wiring.dc,

@@ -10,6 +10,7 @@ of every answer.
 
 from __future__ import annotations
 
+import http.client as http_client
 import io
 import json
 import os
@@ -412,3 +413,117 @@ def test_a_full_tmpdir_during_an_upload_does_not_matter(tmp_path: Path) -> None:
             assert status in (201, 415, 422, 507)
         finally:
             stop_cleanly(device)
+
+
+# --- the bus and the network ------------------------------------------------------------------
+
+
+def test_the_pi5_spi_dma_timeout_plays_on_slower_and_says_so(tmp_path: Path) -> None:
+    """raspberrypi/linux 5696, 5865, 6020: every transfer over 64 bytes ends in ETIMEDOUT."""
+    case = "SPI: transfers over 64 bytes time out (Pi 5)"
+    data = tmp_path / "data"
+    make_library(data)
+    device = DeviceProcess(data, "--fault", "pi5-dma-timeout")
+    try:
+        first = wait_for_play(device)
+        wait_until(
+            lambda: http("GET", f"{device.url}/api/player").json()["stats"]["spi_degraded"] is True,
+            20,
+            "the bus to fall back to short transfers",
+        )
+        shown = int(http("GET", f"{device.url}/api/player").json()["stats"]["frames_shown"])
+        wait_until(
+            lambda: int(http("GET", f"{device.url}/api/player").json()["stats"]["frames_shown"]) > shown + 5,
+            20,
+            "frames to keep coming",
+        )
+        player = get(case, device, "/api/player")
+        stats = player["stats"]
+        assert isinstance(stats, dict) and stats["spi_degraded"] is True and player["state"] == "playing"
+        health = get(case, device, "/api/health")
+        assert health["state"] == "degraded"
+        display = next(c for c in health["components"] if c["name"] == "display")  # type: ignore[attr-defined]
+        assert "degraded" in str(display["detail"])
+        ANSWERS.note(
+            case, "the panel", "-", f"plays on: {stats['frames_shown']} frames, {display['detail']}"[:110]
+        )
+        assert first["state"] == "playing"
+    finally:
+        stop_cleanly(device)
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"password": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+def test_deeply_nested_json_on_any_route_is_a_400_before_and_after_login(tmp_path: Path) -> None:
+    case = "JSON nested 100,000 deep"
+    data = tmp_path / "data"
+    items = make_library(data)
+    device = DeviceProcess(data)
+
+    def send(method: str, path: str) -> None:
+        headers = {"Content-Type": "application/json"}
+        result = ANSWERS.http(
+            case, f"{method} {path}", http(method, f"{device.url}{path}", _nested(100_000), headers)
+        )
+        assert result.status == 400, result.body[:200]
+        assert result.json()["error"]["code"]
+
+    try:
+        for method, path in (
+            ("PATCH", f"/api/media/{items[0].id}"),
+            ("POST", "/api/player"),
+            ("PUT", "/api/playlist"),
+            ("PATCH", "/api/settings"),
+        ):
+            send(method, path)
+        wait_for_play(device)  # still playing, still answering
+        body = json.dumps({"password": "long enough"}).encode()
+        headers = {"Content-Type": "application/json"}
+        assert http("POST", f"{device.url}/api/settings/password", body, headers).status == 200
+        send("POST", "/api/login")  # before authentication
+    finally:
+        stop_cleanly(device)
+
+
+def _login_from(device: DeviceProcess, source: str, password: str) -> int:
+    """POST /api/login from the loopback address ``source`` (127.0.0.0/8 all reach this host)."""
+    port = int(device.url.rsplit(":", 1)[1])
+    conn = http_client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    try:
+        conn.request(
+            "POST", "/api/login", json.dumps({"password": password}), {"Content-Type": "application/json"}
+        )
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def test_a_stranger_guessing_passwords_never_locks_the_owner_out(tmp_path: Path) -> None:
+    case = "login: a stranger guessing"
+    data = tmp_path / "data"
+    make_library(data)
+    device = DeviceProcess(data)
+    try:
+        body = json.dumps({"password": "the owner's"}).encode()
+        assert (
+            http(
+                "POST", f"{device.url}/api/settings/password", body, {"Content-Type": "application/json"}
+            ).status
+            == 200
+        )
+        stranger = [_login_from(device, "127.0.0.2", f"guess {i}") for i in range(40)]
+        owner = [_login_from(device, "127.0.0.1", "the owner's") for _ in range(5)]
+        ANSWERS.note(
+            case,
+            "40 wrong passwords from 127.0.0.2, then the owner 5 times from 127.0.0.1",
+            "-",
+            f"stranger: {stranger.count(401)}x 401, {stranger.count(429)}x 429; owner: {owner}",
+        )
+        assert set(stranger) <= {401, 429} and 429 in stranger
+        assert owner == [200] * 5
+    finally:
+        stop_cleanly(device)

@@ -19,7 +19,7 @@ import pytest
 from libloop.clock import FakeClock
 from libloop.errors import TransferCut
 from libloop.transport.spidev_bus import DEGRADED_TRANSFER, SpidevBus
-from loopapp.config import load_config
+from loopapp.config import ConfigError, load_config
 from loopapp.device import Device
 from loopapp.hardware import sim_hardware
 from sim.fakespi import FakeSpiDev
@@ -168,3 +168,16 @@ def test_the_device_plays_on_degraded_says_so_and_recovers(device: Device) -> No
 
 def component_restarts(device: Device) -> int:
     return sum(int(c["restarts"]) for c in device.health()["components"])
+
+
+def test_the_simulator_can_start_in_the_pi5_failure(tmp_path: Path) -> None:
+    path = tmp_path / "loop.toml"
+    path.write_text('[sim]\nfaults = ["pi5-dma-timeout"]\n')
+    config = load_config(path, data_dir=tmp_path / "data")
+    bus = sim_hardware(config).bus
+    bus.open()
+    with pytest.raises(TransferCut):  # the bus finds the driver's failure and goes degraded
+        bus.write(b"\x00" * 4096)
+    path.write_text('[sim]\nfaults = ["gremlins"]\n')
+    with pytest.raises(ConfigError, match=r"sim\.faults: 'gremlins' is not a fault drill"):
+        load_config(path)
