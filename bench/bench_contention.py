@@ -45,7 +45,9 @@ from bench.report import Report, Section
 from libloop.clock import FakeClock, MonotonicClock
 from libloop.color import rgb888_to_rgb565
 from libloop.index import Library, NewItem
+from libloop.media.codec_h264 import H264Writer
 from libloop.media.codec_zstd import VIDEO_LEVEL, ZstdWriter
+from libloop.media.framefile import FrameFile, FrameFileWriter
 from libloop.player import Player
 from loopapp.config import load_config
 from loopapp.device import Device
@@ -61,11 +63,16 @@ FRAME_MS = 40  # 25 fps
 # --- content -----------------------------------------------------------------------------------
 
 
-def full_motion(n: int) -> list[np.ndarray]:
-    """Every pixel changes every frame (a panning video)."""
+def full_motion_rgb(n: int) -> list[np.ndarray]:
+    """Every pixel changes every frame (a panning video), RGB888."""
     rng = np.random.default_rng(3)
     base = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
-    return [rgb888_to_rgb565(np.roll(base, 5 * i, axis=1) // 2 + np.uint8(i % 64)) for i in range(n)]
+    return [np.roll(base, 5 * i, axis=1) // 2 + np.uint8(i % 64) for i in range(n)]
+
+
+def full_motion(n: int) -> list[np.ndarray]:
+    """``full_motion_rgb`` in the panel's RGB565."""
+    return [rgb888_to_rgb565(f) for f in full_motion_rgb(n)]
 
 
 def scattered(n: int, spots: int = 60) -> list[np.ndarray]:
@@ -119,11 +126,24 @@ def cursor(n: int = 2) -> list[np.ndarray]:
     return frames
 
 
-def add_item(library: Library, frames: list[np.ndarray], duration_ms: int, name: str) -> str:
-    """Add ``frames`` as a v2 (zstd) frame file, as imports write animations, so the device's
-    background upgrade of v1 files has nothing to do during a measurement."""
+def add_item(
+    library: Library, frames: list[np.ndarray], duration_ms: int, name: str, *, codec: str = "zstd"
+) -> str:
+    """Add ``frames`` (RGB565, or RGB888 for ``codec="h264"``) as a frame file.
+
+    ``zstd`` and ``h264`` write v2 files, as imports do (animations and videos), so the device's
+    background upgrade has nothing to do during a measurement; ``v1`` writes the previous
+    format, for the previous design's baseline.
+    """
     path = library.staging_path()
-    with ZstdWriter(path, W, H, level=VIDEO_LEVEL) as writer:
+    writer: Any
+    if codec == "v1":
+        writer = FrameFileWriter(path, W, H)
+    elif codec == "h264":
+        writer = H264Writer(path, W, H)
+    else:
+        writer = ZstdWriter(path, W, H, level=VIDEO_LEVEL)
+    with writer:
         for f in frames:
             writer.add_frame(f, duration_ms)
         writer.commit()
@@ -313,7 +333,12 @@ def _window(device: Device, frames: int) -> dict[str, float]:
 def _contention(sec: Section, tmp: Path, frames: int) -> None:
     gif = tmp / "import.gif"
     gif.write_bytes(random_gif(150, 1))
-    items = {"full-motion video": full_motion(50), "scattered-change video": scattered(50)}
+    items = {
+        "full-motion video": (full_motion(50), "zstd"),
+        "scattered-change video": (scattered(50), "zstd"),
+        # What a phone video becomes: panel-sized H.264, decoded ahead in the player process.
+        "full-motion video as H.264": (full_motion_rgb(50), "h264"),
+    }
     results: dict[tuple[str, str, str], dict[str, float]] = {}
     loads: list[tuple[str, Callable[[Device], Any]]] = [
         ("idle", lambda d: contextlib.nullcontext()),
@@ -321,12 +346,13 @@ def _contention(sec: Section, tmp: Path, frames: int) -> None:
         ("CPU-bound thread in the web process", cpu_thread),
         ("an import running", lambda d: import_load(d, gif)),
     ]
-    for item_name, content in items.items():
+    for item_name, (content, codec) in items.items():
         for arrangement in ("thread", "thread-fifo", "process"):
             device = _start_device(tmp, arrangement)
             try:
                 fifo = arrangement == "thread-fifo"
-                for load_name, figures in _under_loads(device, content, loads, frames, fifo=fifo).items():
+                measured = _under_loads(device, content, loads, frames, fifo=fifo, codec=codec)
+                for load_name, figures in measured.items():
                     results[(item_name, load_name, arrangement)] = figures
             finally:
                 device.stop()
@@ -351,9 +377,10 @@ def _under_loads(
     frames: int,
     *,
     fifo: bool = False,
+    codec: str = "zstd",
 ) -> dict[str, dict[str, float]]:
     """Play ``content`` on ``device`` and measure a window under each load in turn."""
-    item_id = add_item(device.library, content, FRAME_MS, "video")
+    item_id = add_item(device.library, content, FRAME_MS, "video", codec=codec)
     device.library.update(item_id, min_seconds=86_400)  # its turn outlasts the run
     _wait(lambda: device.player.status().on_panel == item_id, 30)
     _wait(lambda: device.player.status().stats.frames_shown > 25, 30)
@@ -374,31 +401,27 @@ def _fmt(r: dict[str, float]) -> str:
 # --- host CPU per frame ----------------------------------------------------------------------------
 
 
-def _thread_cpu(native_ids: list[int]) -> float:
-    total = 0.0
-    for t in psutil.Process().threads():
-        if t.id in native_ids:
-            total += t.user_time + t.system_time
-    return total
-
-
-def _in_process_cpu(player_cls: type[Any], tmp: Path, frames: list[np.ndarray], n: int) -> float:
-    """CPU seconds per frame of the player's threads, playing on its own thread, no panel model."""
+def _in_process_cpu(
+    player_cls: type[Any], tmp: Path, frames: list[np.ndarray], n: int, *, previous: bool = False
+) -> float:
+    """CPU seconds per frame of this process (the player's threads, decode-ahead included), the
+    player on its own thread, no panel model. ``previous``: the previous design, playing the
+    previous format (v1 files, read in place) as it did."""
     clock = MonotonicClock()
     wiring = SimWiring(clock=clock, speed_hz=WIRE_HZ, pace=True)
     wiring.device.sink = None
     display = wiring.display()
     display.open()
     library = Library(tmp / f"cpu-{secrets.token_hex(3)}", clock=clock).open()
-    add_item(library, frames, FRAME_MS, "cpu")
-    player = player_cls(display, library, clock=clock, wire_hz=WIRE_HZ, refresh_interval=5.0)
+    add_item(library, frames, FRAME_MS, "cpu", codec="v1" if previous else "zstd")
+    opener = {"open_frames": FrameFile.open} if previous else {}
+    player = player_cls(display, library, clock=clock, wire_hz=WIRE_HZ, refresh_interval=5.0, **opener)
     player.start()
     try:
         _wait(lambda: player.stats.frames_shown > 10, 30)
-        ids = [t.native_id for t in (player._thread, getattr(player, "_watcher", None)) if t is not None]
-        c0, f0 = _thread_cpu(ids), player.stats.frames_shown
+        c0, f0 = time.process_time(), player.stats.frames_shown
         _wait(lambda: player.stats.frames_shown >= f0 + n, n * FRAME_MS / 1000 * 3 + 30, every=1.0)
-        c1, f1 = _thread_cpu(ids), player.stats.frames_shown
+        c1, f1 = time.process_time(), player.stats.frames_shown
     finally:
         player.stop()
         library.close()
@@ -438,7 +461,7 @@ def _host_cpu(sec: Section, tmp: Path, n: int) -> None:
         ours_thread = _in_process_cpu(Player, tmp, frames, n)
         ours_process = _process_cpu(tmp, frames, n)
         if previous is not None:
-            old = _in_process_cpu(previous, tmp, frames, n)
+            old = _in_process_cpu(previous, tmp, frames, n, previous=True)
             baseline = f"previous design ({PREVIOUS_REVISION}): {old * 1000:.3f} ms"
         else:
             baseline = f"previous design: not measured ({why})"
@@ -455,16 +478,24 @@ def _host_cpu(sec: Section, tmp: Path, n: int) -> None:
 
 
 def _refresh_run(
-    player_cls: type[Any], tmp: Path, frames: list[np.ndarray], duration_ms: int, seconds: float
+    player_cls: type[Any],
+    tmp: Path,
+    frames: list[np.ndarray],
+    duration_ms: int,
+    seconds: float,
+    *,
+    previous: bool = False,
 ) -> tuple[float, float]:
-    """(content bytes a frame, refresh bytes a frame) over ``seconds`` of simulated time."""
+    """(content bytes a frame, refresh bytes a frame) over ``seconds`` of simulated time
+    (``previous``: the previous design on v1 files)."""
     clock = FakeClock(0.0)
     wiring = SimWiring(clock=clock, speed_hz=WIRE_HZ)
     display = wiring.display()
     display.open()
     library = Library(tmp / f"refresh-{secrets.token_hex(3)}", clock=clock).open()
-    add_item(library, frames, duration_ms, "refresh")
-    player = player_cls(display, library, clock=clock, wire_hz=WIRE_HZ, refresh_interval=5.0)
+    add_item(library, frames, duration_ms, "refresh", codec="v1" if previous else "zstd")
+    opener = {"open_frames": FrameFile.open} if previous else {}
+    player = player_cls(display, library, clock=clock, wire_hz=WIRE_HZ, refresh_interval=5.0, **opener)
     player.run_frames(len(frames) + 1)  # the first whole frame is not the animation's cost
     s0 = player.stats
     player.run_until(clock.monotonic() + seconds)
@@ -485,7 +516,7 @@ def _refresh(sec: Section, tmp: Path, seconds: float) -> None:
     ):
         content, refresh = _refresh_run(Player, tmp, frames, ms, seconds)
         if previous is not None:
-            old_content, old_refresh = _refresh_run(previous, tmp, frames, ms, seconds)
+            old_content, old_refresh = _refresh_run(previous, tmp, frames, ms, seconds, previous=True)
             baseline = (
                 f"previous design: {old_refresh:,.0f} B/frame = {old_refresh / max(1.0, old_content) * 100:.0f} % "
                 f"of {old_content:,.0f} B/frame content"

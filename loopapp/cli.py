@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from libloop import childlog
 from libloop.errors import LoopError
 from loopapp.config import SIM_FAULTS, Config, default_sim_data_dir, load_config
 
@@ -210,15 +211,11 @@ def _add_token_command(p: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(ids_as_operands(list(sys.argv[1:] if argv is None else argv)))
-    logging.basicConfig(
-        level=logging.DEBUG
-        if args.verbose
-        else logging.INFO
-        if args.command in ("sim", "run")
-        else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    level = (
+        logging.DEBUG if args.verbose else logging.INFO if args.command in ("sim", "run") else logging.WARNING
     )
+    logging.basicConfig(level=level, format=childlog.FORMAT, stream=sys.stderr)
+    childlog.remember(level)  # the player, import and upgrade processes log the same way
     try:
         config = config_for(args)
         from loopapp import commands

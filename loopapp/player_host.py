@@ -1,6 +1,6 @@
 """The device's player process: what the child builds (``build_player``) and how it is described.
 
-``libloop.player.host.PlayerProcess`` runs the child; this module is its composition: in the
+``libloop.player.process.PlayerProcess`` runs the child; this module is its composition: in the
 child it builds the hardware again from the config (``sim_hardware`` or ``pi_hardware``: the
 same code path as ``loop run``), the bounded transports, the ``Display``, its own ``Library``
 on the data directory and the ``Player``. In the simulator the fake bus and the panel model

@@ -162,6 +162,22 @@ def test_a_file_cut_short_is_found_at_the_next_pass_even_when_every_frame_is_dec
             frames.ready(0)
 
 
+def test_the_frame_on_the_glass_stays_decoded_when_the_decoder_moves_on(tmp_path: Path) -> None:
+    """A pause or a refresh band redraws the shown frame while the next one decodes: that must
+    not send the decoder back to a key frame (and hold the send lock through it)."""
+    frames_in = _sprite()
+    path = write(ZstdWriter, tmp_path / "a.loop", 240, 320, frames_in, [40] * 12, 0)
+    with open_frames(path, decode_ahead=True, depth=2) as frames:
+        assert isinstance(frames, V2Frames)
+        for k in (4, 5):
+            woken = threading.Event()
+            if not frames.ready(k, woken):
+                assert woken.wait(5), f"frame {k} never became ready"
+        assert frames._want == 5 and 4 in frames._ring
+        assert bytes(frames.frame(4)) == frames_in[4].tobytes()
+        assert frames._want == 5  # served from the ring: the decoder did not seek back
+
+
 def test_a_damaged_chunk_fails_its_checksum_and_verify_names_the_frame(tmp_path: Path) -> None:
     path = write(ZstdWriter, tmp_path / "a.loop", 240, 320, _sprite(), [40] * 12, 0)
     with FrameFileV2.open(path) as ff:
@@ -188,7 +204,9 @@ def test_decode_ahead_fills_a_small_ring_and_wakes_the_waiter(tmp_path: Path) ->
                 assert woken.wait(5), f"frame {k} never became ready"
             assert frames.ready(k)
             assert bytes(frames.frame(k)) == frames_in[k].tobytes()
-            assert len(frames._ring) <= 3  # memory is bounded by the ring, whatever the file's length
+            assert (
+                len(frames._ring) <= 3 + 1
+            )  # bounded by the ring (and the frame shown), whatever the length
     assert frames._thread is not None and not frames._thread.is_alive()
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from libloop.errors import FrameFileError
 from libloop.media.framefile import PAGE, FrameFile, FrameFileWriter
+from libloop.player.refit import FittedFrames
 from tests.test_player_core import H, Rig, W, solid, square_frames
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,3 +153,18 @@ def test_read_mode_refuses_a_cut_off_frame_with_one_sentence(tmp_path: Path) -> 
         with pytest.raises(FrameFileError, match="changed on disk"):
             ff.frame(1)
         assert ff.changed_on_disk()
+
+
+def test_a_file_fitted_on_the_fly_tells_when_it_was_replaced(tmp_path: Path) -> None:
+    """Else a refitted item kept open turn after turn would hold a replaced file (and its space)."""
+    path = tmp_path / "x.loop"
+    with FrameFileWriter(path, 8, 6) as writer:
+        writer.add_frame(square_frames(1)[0][:6, :8], 40)
+        writer.commit()
+    fitted = FittedFrames(FrameFile.open(path), 16, 12)
+    try:
+        assert not fitted.changed_on_disk()
+        path.unlink()
+        assert fitted.changed_on_disk()
+    finally:
+        fitted.close()

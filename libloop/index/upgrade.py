@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from libloop import childlog
 from libloop.errors import FrameFileError
 
 __all__ = ["BackgroundUpgrade", "old_format_items"]
@@ -40,6 +41,7 @@ def old_format_items(library: Any) -> list[str]:
 
 
 def _child(data_dir: str) -> None:
+    childlog.configure()
     with contextlib.suppress(OSError):
         os.nice(19)
     from libloop.index import Library, fsck

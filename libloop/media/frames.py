@@ -12,7 +12,8 @@ thread decodes the frames the player will want next into a small ring (``DEPTH``
 the send path and on another core where there is one (zstd and FFmpeg release the GIL while
 they work). The player asks ``ready(i)`` before it sends frame ``i``; when the worker is
 behind it waits until the next deadline and drops the frame rather than stalling. Memory is
-bounded by the ring: ``DEPTH`` frames and their regions per open file, whatever its length.
+bounded by the ring: ``DEPTH`` frames and their regions per open file (and the frame before them,
+the one on the glass), whatever its length.
 Without decode-ahead (export, previews, fsck, tests on a fake clock) each call decodes on the
 caller's thread, and a view returned stays valid until the next call.
 """
@@ -153,14 +154,18 @@ class V2Frames:
             raise IndexError(f"frame {i} out of range 0..{self._ff.frame_count - 1}")
         if self._want != i:
             self._want = i
-            window = set(self._window())
-            for k in [k for k in self._ring if k not in window]:
+            # The frame before ``i`` is most likely the one on the glass: it stays decoded, so a
+            # pause or a refresh band that redraws it never sends the decoder back to a key frame.
+            keep = {*self._window(), (i - 1) % self._ff.frame_count}
+            for k in [k for k in self._ring if k not in keep]:
                 del self._ring[k]
             self._cond.notify_all()
 
     def _slot(self, i: int) -> _Slot:
-        slot = self._ring.get(i)  # the send path: ``ready(i)`` came first, no lock needed
-        if slot is not None and self._want == i:
+        # The send path (``ready(i)`` came first) or the frame on the glass: no lock is needed,
+        # as only this side (``_seek``) ever takes a slot out of the ring.
+        slot = self._ring.get(i)
+        if slot is not None:
             return slot
         if self._thread is None:
             self._decoder.goto(i)

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from libloop import childlog
 from libloop.errors import ImportQueueClosed, ImportWorkerError, JobNotFound, LoopError
 from libloop.index import durable
 from libloop.index.items import MAX_NAME, Item, NewItem
@@ -223,6 +224,7 @@ class _Task:
 
 def _child_main(conn: Any, src: str, dest: str, options: ImportOptions, name: str) -> None:
     """Worker process body: lower priority, import, report progress and the result through ``conn``."""
+    childlog.configure()
     with contextlib.suppress(OSError):
         os.nice(10)
     try:

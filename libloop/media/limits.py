@@ -32,7 +32,8 @@ class Limits:
         max_aspect: most elongated shape accepted, long side / short side (50: refuses 1x100000).
         max_frames: animations are cut after this many frames (1000); videos are not (their
             length and the storage budget limit them).
-        max_video_seconds: videos are cut after this much playing time (60 s).
+        max_video_seconds: videos are cut after this much playing time (10 minutes; the storage
+            budget usually decides first).
         max_fps: videos are thinned to at most this frame rate (30 fps).
         max_item_bytes: the storage budget of one item: an import stops before its frame file
             would pass it (48 MiB: several minutes of panel-sized H.264 even for full-motion
@@ -45,7 +46,7 @@ class Limits:
     max_side: int = 16384
     max_aspect: float = 50.0
     max_frames: int = 1000
-    max_video_seconds: float = 60.0
+    max_video_seconds: float = 600.0
     max_fps: float = 30.0
     max_item_bytes: int = 48 * 1024 * 1024
 

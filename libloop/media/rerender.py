@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from libloop import childlog
 from libloop.errors import ImportWorkerError, InvalidChange, ItemNotFound, LibraryUnavailable, LoopError
 from libloop.index.items import Item
 from libloop.media.importer import ImportOptions, ImportResult, import_media
@@ -360,6 +361,7 @@ class _Throttled:
 
 def _child_main(conn: Any) -> None:
     """The worker's body: lower priority, then convert each file it is sent until told to stop."""
+    childlog.configure()
     with contextlib.suppress(OSError):
         os.nice(10)
     while True:

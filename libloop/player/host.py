@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from libloop import childlog
 from libloop import errors as _errors
 from libloop.errors import ItemNotFound, LoopError, PlayerError
 from libloop.player.framebuffer import SharedFramebuffer
@@ -157,6 +158,7 @@ _CONTROLS = frozenset(
 
 def child_main(spec: HostSpec, conn: Any, fb_name: str, banned: tuple[str, ...]) -> None:
     """The player process: build, play, answer calls until told to stop or the parent goes."""
+    childlog.configure()
     # The parent decides when this process ends (it asks, or its end closes the pipe): a Ctrl-C
     # in the terminal or systemd's SIGTERM to the whole group must not cut the panel off first.
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -118,6 +118,11 @@ class FittedFrames:
     def prefetch(self, i: int) -> None:
         self.inner.prefetch(i)
 
+    def changed_on_disk(self) -> bool:
+        """Whether the wrapped file was replaced, deleted or cut short since it was opened."""
+        changed = getattr(self.inner, "changed_on_disk", None)
+        return bool(changed()) if changed is not None else False
+
     def close(self) -> None:
         self._cached = None
         self.inner.close()
