@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import libloop.media.framefile as ffmod
+import libloop.media._fileio as fileio_mod
 from libloop.errors import DiskFull, EmptyMedia, FrameFileError
 from libloop.media.framefile import PAGE, FrameFile, FrameFileWriter, verify_file
 
@@ -139,7 +139,8 @@ def test_disk_full_raises_and_removes_partial(tmp_path: Path, monkeypatch: pytes
         def __getattr__(self, name: str) -> Any:
             return getattr(self.f, name)
 
-    monkeypatch.setattr(ffmod, "open", lambda p, m: Full(real_open(p, m)), raising=False)
+    # The writers open their partial file in _fileio, the I/O both formats share.
+    monkeypatch.setattr(fileio_mod, "open", lambda p, m: Full(real_open(p, m)), raising=False)
     with pytest.raises(DiskFull) as info, FrameFileWriter(tmp_path / "a.loop", 64, 64) as w:
         for _ in range(4):
             w.add_frame(np.zeros((64, 64, 2), dtype=np.uint8), 10)

@@ -1,24 +1,30 @@
-"""What the v2 codecs share: a decoder that walks a file's frames in order into one canvas.
+"""What the v2 codecs share: a decoder that walks a file's frames in order into one canvas, and
+the part of a writer that is the same for every codec.
 
 A ``FrameDecoder`` holds the frame it decoded last (``canvas``, an ``(h, w, 2)`` RGB565 BE
 array) and moves to any frame with ``goto(i)``: forward frame by frame from where it is, or
 from the nearest key frame at or before ``i`` when that is closer or ``i`` lies behind. It is
 used by one thread at a time (the decode-ahead worker, an export, a preview).
+
+A ``CodecWriter`` writes through a ``framefile_v2.ChunkWriter`` and keeps the first and the
+previous frame it stored, for the dirty regions and for frame 0's loop-back regions at commit.
 """
 
 from __future__ import annotations
 
 import zlib
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from libloop.errors import FrameFileError
-from libloop.media.framefile_v2 import FrameFileV2
-from libloop.media.regions import Rect
+from libloop.media._fileio import WriterContext
+from libloop.media.framefile_v2 import ChunkWriter, FrameFileV2
+from libloop.media.regions import Rect, dirty_rects
 
-__all__ = ["FrameDecoder", "region_bytes"]
+__all__ = ["CodecWriter", "FrameDecoder", "region_bytes"]
 
 U8Array = npt.NDArray[np.uint8]
 
@@ -117,3 +123,58 @@ class FrameDecoder(ABC):
 def damaged(ff: FrameFileV2, i: int, what: str) -> FrameFileError:
     """The error for frame ``i`` of ``ff`` that does not decode."""
     return FrameFileError(f"Frame file {ff.path.name} is damaged (frame {i}: {what}); re-import the item.")
+
+
+class CodecWriter(WriterContext):
+    """The part of a codec's writer that is the same for every codec; see the module docstring.
+
+    Raises:
+        DiskFull: the disk filled up while writing (the partial file is removed).
+    """
+
+    def __init__(self, dest: Path, width: int, height: int, codec: int, *, loop_count: int) -> None:
+        self._out = ChunkWriter(dest, width, height, codec, loop_count=loop_count)
+        self.width, self.height = width, height
+        self._first: U8Array | None = None
+        self._prev: U8Array | None = None
+
+    @property
+    def dest(self) -> Path:
+        return self._out.dest
+
+    @property
+    def partial(self) -> Path:
+        return self._out.partial
+
+    @property
+    def frame_count(self) -> int:
+        """Frames in the file so far (an encoder with a look-ahead may hold a few more)."""
+        return self._out.frame_count
+
+    @property
+    def bytes_written(self) -> int:
+        """What the file would take if committed now."""
+        return self._out.bytes_written
+
+    def _keep(self, frame: U8Array) -> None:
+        """Remember ``frame``, just stored, as the previous frame (and the first, if it is)."""
+        if self._prev is None:
+            self._first = frame.copy()
+            self._prev = frame.copy()
+        else:
+            np.copyto(self._prev, frame)
+
+    def _commit(self) -> Path:
+        """Give frame 0 its loop-back regions and commit the file atomically."""
+        if self._first is not None and self._prev is not None and self._out.frame_count > 1:
+            self._out.set_first_regions(dirty_rects(self._prev, self._first))
+        self._first = self._prev = None
+        return self._out.commit()
+
+    def _finished(self) -> bool:
+        return self._out._finished()
+
+    def abort(self) -> None:
+        """Discard everything written. Safe to call more than once."""
+        self._first = self._prev = None
+        self._out.abort()

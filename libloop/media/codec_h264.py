@@ -21,16 +21,16 @@ import collections
 import zlib
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from libloop.color import dithered_rgb565
 from libloop.errors import FrameFileError, MissingExtra
-from libloop.media.codec import FrameDecoder, damaged
-from libloop.media.framefile_v2 import CODEC_H264, ChunkWriter, FrameFileV2
+from libloop.media._fileio import check_duration
+from libloop.media.codec import CodecWriter, FrameDecoder, damaged
+from libloop.media.framefile_v2 import CODEC_H264, FrameFileV2
 from libloop.media.regions import Rect, dirty_rects
 
 __all__ = [
@@ -134,7 +134,7 @@ def _decoder_context(av: Any) -> Any:
 # --- writing -------------------------------------------------------------------------------
 
 
-class H264Writer:
+class H264Writer(CodecWriter):
     """Streams fitted RGB frames into a v2 frame file with the H.264 codec.
 
     ``add_frame`` takes the RGB888 frame *before* the RGB565 conversion (``wants_rgb888``):
@@ -164,8 +164,7 @@ class H264Writer:
         if width % 2 or height % 2:
             raise ValueError(f"H.264 frame files need even sides, got {width}x{height}")
         av = self._av = _av()
-        self._out = ChunkWriter(dest, width, height, CODEC_H264, loop_count=loop_count)
-        self.width, self.height = width, height
+        super().__init__(dest, width, height, CODEC_H264, loop_count=loop_count)
         enc = av.CodecContext.create("libx264", "w")
         enc.width, enc.height, enc.pix_fmt = width, height, "yuv420p"
         enc.time_base = Fraction(1, 1000)
@@ -180,25 +179,6 @@ class H264Writer:
         self._durations: collections.deque[int] = collections.deque()
         self._packets: collections.deque[tuple[bytes, bool]] = collections.deque()
         self._decoded = np.zeros((height, width, 2), dtype=np.uint8)
-        self._first: U8Array | None = None
-        self._prev: U8Array | None = None
-
-    @property
-    def dest(self) -> Path:
-        return self._out.dest
-
-    @property
-    def partial(self) -> Path:
-        return self._out.partial
-
-    @property
-    def frame_count(self) -> int:
-        """Frames in the file so far (the encoder may hold a few more in its look-ahead)."""
-        return self._out.frame_count
-
-    @property
-    def bytes_written(self) -> int:
-        return self._out.bytes_written
 
     @property
     def bytes_upper_bound(self) -> int:
@@ -217,8 +197,7 @@ class H264Writer:
             raise ValueError(
                 f"expected a ({self.height}, {self.width}, 3) uint8 frame, got {rgb.shape} {rgb.dtype}"
             )
-        if not 1 <= duration_ms <= 0xFFFFFFFF:
-            raise ValueError(f"a frame lasts 1..2**32-1 ms, got {duration_ms}")
+        check_duration(duration_ms)
         # FFmpeg's scaler makes the encoder's YUV (BT.601, limited range, what the decoder
         # side assumes); only the decoding side needs to be ours, for what the panel shows.
         rgb_frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:, :, :3]), format="rgb24")
@@ -248,11 +227,7 @@ class H264Writer:
         self._out.add_chunk(
             chunk, duration_ms=duration, pixel_crc=zlib.crc32(frame.data.cast("B")), rects=rects, key=key
         )
-        if self._prev is None:
-            self._first = frame.copy()
-            self._prev = frame.copy()
-        else:
-            np.copyto(self._prev, frame)
+        self._keep(frame)
 
     def commit(self) -> Path:
         """Drain the encoder, give frame 0 its loop-back regions, and commit the file atomically.
@@ -268,26 +243,13 @@ class H264Writer:
         if self._durations or self._packets:
             self.abort()
             raise RuntimeError("the H.264 encoder and decoder lost frames")
-        if self._first is not None and self._prev is not None and self._out.frame_count > 1:
-            self._out.set_first_regions(dirty_rects(self._prev, self._first))
-        self._first = self._prev = None
-        return self._out.commit()
+        return self._commit()
 
     def abort(self) -> None:
         """Discard everything written. Safe to call more than once."""
-        self._first = self._prev = None
         self._durations.clear()
         self._packets.clear()
-        self._out.abort()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is not None or not self._out._done:
-            self.abort()
+        super().abort()
 
 
 # --- reading -------------------------------------------------------------------------------

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import zstandard
 
-from libloop.media.codec import FrameDecoder, damaged, region_bytes
-from libloop.media.framefile_v2 import CODEC_ZSTD, ChunkWriter, FrameFileV2
+from libloop.media._fileio import check_rgb565_frame
+from libloop.media.codec import CodecWriter, FrameDecoder, damaged, region_bytes
+from libloop.media.framefile_v2 import CODEC_ZSTD, FrameFileV2
 from libloop.media.regions import dirty_rects
 
 __all__ = ["GROUP_FRAMES", "LEVEL", "VIDEO_LEVEL", "WINDOW_LOG", "ZstdDecoder", "ZstdWriter"]
@@ -46,7 +46,7 @@ GROUP_FRAMES = 64
 U8Array = npt.NDArray[np.uint8]
 
 
-class ZstdWriter:
+class ZstdWriter(CodecWriter):
     """Streams RGB565 frames into a v2 frame file with the zstd codec (``add_frame`` as in v1).
 
     Memory stays bounded: the first and the previous frame, the compressor's context (7 MB at
@@ -62,7 +62,7 @@ class ZstdWriter:
     def __init__(
         self, dest: Path, width: int, height: int, *, loop_count: int = 0, level: int = LEVEL
     ) -> None:
-        self._out = ChunkWriter(dest, width, height, CODEC_ZSTD, loop_count=loop_count)
+        super().__init__(dest, width, height, CODEC_ZSTD, loop_count=loop_count)
         params = zstandard.ZstdCompressionParameters.from_level(
             level,
             window_log=WINDOW_LOG,
@@ -73,26 +73,6 @@ class ZstdWriter:
         self._stream: Any = None
         self._group_bytes = 0
         self._group_limit = GROUP_FRAMES * width * height * 2
-        self._first: U8Array | None = None
-        self._prev: U8Array | None = None
-        self.width, self.height = width, height
-
-    @property
-    def dest(self) -> Path:
-        return self._out.dest
-
-    @property
-    def partial(self) -> Path:
-        return self._out.partial
-
-    @property
-    def frame_count(self) -> int:
-        return self._out.frame_count
-
-    @property
-    def bytes_written(self) -> int:
-        """What the file would take if committed now."""
-        return self._out.bytes_written
 
     @property
     def bytes_upper_bound(self) -> int:
@@ -111,10 +91,7 @@ class ZstdWriter:
             ValueError: wrong shape/dtype or a duration outside 1..2**32-1 ms.
             DiskFull: the disk filled up (the partial file is removed).
         """
-        if rgb565.shape != (self.height, self.width, 2) or rgb565.dtype != np.uint8:
-            raise ValueError(
-                f"expected a ({self.height}, {self.width}, 2) uint8 frame, got {rgb565.shape} {rgb565.dtype}"
-            )
+        check_rgb565_frame(rgb565, self.width, self.height)
         frame = np.ascontiguousarray(rgb565)
         if self._prev is None:
             rects = []
@@ -138,11 +115,7 @@ class ZstdWriter:
         # A key frame's regions (against the frame before) are still what the player sends
         # when the panel holds that frame; only frame 0's wait for the last frame.
         self._out.add_chunk(chunk, duration_ms=duration_ms, pixel_crc=crc, rects=rects, key=key)
-        if self._prev is None:
-            self._first = frame.copy()
-            self._prev = frame.copy()
-        else:
-            np.copyto(self._prev, frame)
+        self._keep(frame)
 
     def commit(self) -> Path:
         """Finish the stream, give frame 0 its loop-back regions, and commit the file atomically.
@@ -152,25 +125,12 @@ class ZstdWriter:
             DiskFull: the disk filled up (the partial file is removed).
         """
         self._finish_group()
-        if self._first is not None and self._prev is not None and self._out.frame_count > 1:
-            self._out.set_first_regions(dirty_rects(self._prev, self._first))
-        self._first = self._prev = None
-        return self._out.commit()
+        return self._commit()
 
     def abort(self) -> None:
         """Discard everything written. Safe to call more than once."""
         self._stream = None
-        self._first = self._prev = None
-        self._out.abort()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is not None or not self._out._done:
-            self.abort()
+        super().abort()
 
 
 def _crc(frame: U8Array) -> int:

@@ -35,7 +35,6 @@ short, and the frame is refused with ``FrameFileError``. The device plays from r
 from __future__ import annotations
 
 import contextlib
-import errno
 import mmap
 import os
 import struct
@@ -43,18 +42,37 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, BinaryIO, NoReturn, Self
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from libloop.errors import DiskFull, EmptyMedia, FrameFileError
+from libloop.errors import FrameFileError
+from libloop.media._fileio import (
+    HEADER,
+    MAGIC,
+    MAX_SIDE,
+    PAGE,
+    PIXEL_FORMAT_RGB565_BE,
+    AtomicFrameWriter,
+    Closing,
+    cannot_read,
+    check_duration,
+    check_rgb565_frame,
+    damaged,
+    open_fd,
+    read_into,
+    read_tables,
+    replaced_or_shrunk,
+    unpack_header,
+)
 from libloop.media.regions import Rect, dirty_rects
 
 __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
+    "MAX_SIDE",
+    "PAGE",
     "PIXEL_FORMAT_RGB565_BE",
     "FrameFile",
     "FrameFileWriter",
@@ -64,23 +82,13 @@ __all__ = [
     "write_item_meta",
 ]
 
-MAGIC = b"LOOPFRM\x00"
 FORMAT_VERSION = 1
-PIXEL_FORMAT_RGB565_BE = 1
-PAGE = 4096
-MAX_SIDE = 4096
 
-_HEADER = struct.Struct("<8sHHHHHHIIIIQQQI")
 _FRAME = struct.Struct("<QIIII")
 _REGION = struct.Struct("<HHHHQII")
-_CRC_OFFSET = _HEADER.size - 4
-assert _HEADER.size == 64 and _FRAME.size == 24 and _REGION.size == 24
+assert _FRAME.size == 24 and _REGION.size == 24
 
 U8Array = npt.NDArray[np.uint8]
-
-
-def _align(n: int, to: int = PAGE) -> int:
-    return (n + to - 1) // to * to
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +121,7 @@ class _RegionEntry:
 # --- writing ---------------------------------------------------------------------------
 
 
-class FrameFileWriter:
+class FrameFileWriter(AtomicFrameWriter):
     """Streams frames into a new frame file and renames it into place on ``commit()``.
 
     Memory stays bounded: only the first and the previous frame are kept (to compute regions).
@@ -124,63 +132,17 @@ class FrameFileWriter:
     """
 
     def __init__(self, dest: Path, width: int, height: int, *, loop_count: int = 0) -> None:
-        if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
-            raise ValueError(f"frame size {width}x{height} is outside 1..{MAX_SIDE}")
-        if not 0 <= loop_count <= 0xFFFFFFFF:
-            raise ValueError(f"loop_count must be 0..2**32-1, got {loop_count}")
-        self.dest = Path(dest)
-        self.partial = self.dest.with_name(self.dest.name + ".partial")
-        self.width = width
-        self.height = height
-        self.loop_count = loop_count
+        super().__init__(dest, width, height, loop_count)
         self._frame_bytes = width * height * 2
         self._frames: list[_FrameEntry] = []
         self._regions: list[_RegionEntry] = []
         self._first: U8Array | None = None
         self._prev: U8Array | None = None
-        self._file: BinaryIO | None = None
-        self._pos = 0
-        self._done = False
 
     @property
     def frame_count(self) -> int:
         """Frames written so far."""
         return len(self._frames)
-
-    def _open(self) -> BinaryIO:
-        if self._done:
-            raise ValueError("this frame file writer was already committed or aborted")
-        if self._file is None:
-            try:
-                self._file = open(self.partial, "wb")  # noqa: SIM115 - closed in commit/abort
-                self._file.write(b"\x00" * PAGE)  # header placeholder: an unfinished file is invalid
-            except OSError as exc:
-                self._fail(exc)
-            self._pos = PAGE
-        return self._file
-
-    def _fail(self, exc: OSError) -> NoReturn:
-        self.abort()
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFull(
-                f"The disk filled up while writing {self.dest.name}; free some space (delete items) and retry."
-            ) from exc
-        raise exc
-
-    def _write(self, data: bytes | memoryview) -> int:
-        f = self._open()
-        offset = self._pos
-        try:
-            f.write(data)
-        except OSError as exc:
-            self._fail(exc)
-        self._pos += len(data)
-        return offset
-
-    def _pad_to(self, boundary: int) -> None:
-        pad = _align(self._pos, boundary) - self._pos
-        if pad:
-            self._write(b"\x00" * pad)
 
     def _write_regions(self, frame: U8Array, frame_offset: int, rects: list[Rect]) -> tuple[int, int]:
         first = len(self._regions)
@@ -201,12 +163,8 @@ class FrameFileWriter:
             ValueError: wrong shape/dtype or a duration outside 1..2**32-1 ms.
             DiskFull: the disk filled up (the partial file is removed).
         """
-        if rgb565.shape != (self.height, self.width, 2) or rgb565.dtype != np.uint8:
-            raise ValueError(
-                f"expected a ({self.height}, {self.width}, 2) uint8 frame, got {rgb565.shape} {rgb565.dtype}"
-            )
-        if not 1 <= duration_ms <= 0xFFFFFFFF:
-            raise ValueError(f"a frame lasts 1..2**32-1 ms, got {duration_ms}")
+        check_rgb565_frame(rgb565, self.width, self.height)
+        check_duration(duration_ms)
         frame = np.ascontiguousarray(rgb565)
         self._open()
         self._pad_to(PAGE)
@@ -231,17 +189,13 @@ class FrameFileWriter:
             DiskFull: the disk filled up (the partial file is removed).
         """
         if not self._frames:
-            self.abort()
-            raise EmptyMedia(
-                f"No frames were produced for {self.dest.name}; the source has no picture in it."
-            )
-        f = self._open()
+            self._no_frames()
+        self._open()
         assert self._first is not None and self._prev is not None
         if len(self._frames) > 1:
             f0 = self._frames[0]
             first, count = self._write_regions(self._first, f0.offset, dirty_rects(self._prev, self._first))
             self._frames[0] = _FrameEntry(f0.offset, f0.duration_ms, f0.crc, first, count)
-        self._pad_to(8)
         frame_table = b"".join(
             _FRAME.pack(e.offset, e.duration_ms, e.crc, e.region_first, e.region_count) for e in self._frames
         )
@@ -249,81 +203,24 @@ class FrameFileWriter:
             _REGION.pack(e.rect.x0, e.rect.y0, e.rect.x1, e.rect.y1, e.offset, e.length, 0)
             for e in self._regions
         )
-        frame_table_offset = self._write(frame_table)
-        region_table_offset = self._write(region_table)
-        header = bytearray(
-            _HEADER.pack(
-                MAGIC,
-                FORMAT_VERSION,
-                _HEADER.size,
-                self.width,
-                self.height,
-                PIXEL_FORMAT_RGB565_BE,
-                0,
-                len(self._frames),
-                self.loop_count,
-                len(self._regions),
-                0,
-                frame_table_offset,
-                region_table_offset,
-                self._pos,
-                0,
-            )
+        dest = self._finish(
+            version=FORMAT_VERSION,
+            codec=0,
+            frame_count=len(self._frames),
+            region_count=len(self._regions),
+            frame_table=frame_table,
+            region_table=region_table,
         )
-        crc = zlib.crc32(region_table, zlib.crc32(frame_table, zlib.crc32(header)))
-        struct.pack_into("<I", header, _CRC_OFFSET, crc)
-        try:
-            f.seek(0)
-            f.write(header)
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
-            self._file = None
-            os.replace(self.partial, self.dest)
-        except OSError as exc:
-            self._fail(exc)
-        self._done = True
         self._first = self._prev = None
-        _fsync_dir(self.dest.parent)
-        return self.dest
+        return dest
 
     def abort(self) -> None:
         """Discard everything written; removes the partial file. Safe to call more than once."""
-        self._done = True
         self._first = self._prev = None
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()
-            self._file = None
-        with contextlib.suppress(FileNotFoundError):
-            self.partial.unlink()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is not None or not self._done:
-            self.abort()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        super().abort()
 
 
 # --- reading ---------------------------------------------------------------------------
-
-_preadv = getattr(os, "preadv", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,75 +233,40 @@ class _Parsed:
     regions: list[_RegionEntry]
 
 
-def _damaged(path: Path, what: str) -> FrameFileError:
-    return FrameFileError(f"Frame file {path.name} is damaged ({what}); re-import the item.")
-
-
 def _parse(path: Path, read: Callable[[int, int], bytes], size: int) -> _Parsed:
     """Validate the header and the tables, read through ``read(offset, length)``."""
-    header = read(0, _HEADER.size)
-    if len(header) < _HEADER.size:
-        raise FrameFileError(f"{path.name} is too short to be a frame file; re-import the item.")
-    (
-        magic,
-        version,
-        header_size,
-        width,
-        height,
-        pixfmt,
-        _,
-        n_frames,
-        loop_count,
-        n_regions,
-        _,
-        ft_off,
-        rt_off,
-        file_size,
-        crc,
-    ) = _HEADER.unpack(header)
-    if magic != MAGIC:
-        raise FrameFileError(f"{path.name} is not a LOOP frame file; re-import the item.")
-    if version != FORMAT_VERSION or header_size != _HEADER.size:
+    h = unpack_header(path, read(0, HEADER.size))
+    if h.version != FORMAT_VERSION or h.header_size != HEADER.size:
         raise FrameFileError(
-            f"Frame file {path.name} has format version {version}, this LOOP reads {FORMAT_VERSION}; "
+            f"Frame file {path.name} has format version {h.version}, this LOOP reads {FORMAT_VERSION}; "
             "re-import the item."
         )
-    if pixfmt != PIXEL_FORMAT_RGB565_BE:
-        raise _damaged(path, f"unknown pixel format {pixfmt}")
+    width, height, n_frames, file_size = h.width, h.height, h.frame_count, h.data_size
+    if h.pixel_format != PIXEL_FORMAT_RGB565_BE:
+        raise damaged(path, f"unknown pixel format {h.pixel_format}")
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or n_frames < 1:
-        raise _damaged(path, f"size {width}x{height}, {n_frames} frames")
-    if file_size > size:
-        raise _damaged(path, f"{size} bytes on disk, header says {file_size}")
-    ft_end = ft_off + n_frames * _FRAME.size
-    rt_end = rt_off + n_regions * _REGION.size
-    if not (_HEADER.size <= ft_off <= ft_end <= file_size and _HEADER.size <= rt_off <= rt_end <= file_size):
-        raise _damaged(path, "tables outside the file")
-    frame_table = read(ft_off, ft_end - ft_off)
-    region_table = read(rt_off, rt_end - rt_off)
-    if len(frame_table) != ft_end - ft_off or len(region_table) != rt_end - rt_off:
-        raise _damaged(path, "cut off inside its tables")
-    blank = bytearray(header)
-    struct.pack_into("<I", blank, _CRC_OFFSET, 0)
-    if zlib.crc32(region_table, zlib.crc32(frame_table, zlib.crc32(blank))) != crc:
-        raise _damaged(path, "header checksum mismatch")
+        raise damaged(path, f"size {width}x{height}, {n_frames} frames")
+    frame_table, region_table = read_tables(
+        path, read, h, size=size, frame_row=_FRAME.size, region_row=_REGION.size, tables_from=HEADER.size
+    )
     frame_bytes = width * height * 2
     regions: list[_RegionEntry] = []
     for x0, y0, x1, y1, off, length, _ in _REGION.iter_unpack(region_table):
         if not (x0 <= x1 < width and y0 <= y1 < height):
-            raise _damaged(path, f"region {len(regions)} outside the frame")
+            raise damaged(path, f"region {len(regions)} outside the frame")
         rect = Rect(x0, y0, x1, y1)
         if length != rect.pixels * 2 or off + length > file_size:
-            raise _damaged(path, f"region {len(regions)} data out of bounds")
+            raise damaged(path, f"region {len(regions)} data out of bounds")
         regions.append(_RegionEntry(rect, off, length))
     frames: list[_FrameEntry] = []
     for off, duration, fcrc, first, count in _FRAME.iter_unpack(frame_table):
-        if off % PAGE or off + frame_bytes > file_size or first + count > n_regions or duration < 1:
-            raise _damaged(path, f"frame {len(frames)} entry out of bounds")
+        if off % PAGE or off + frame_bytes > file_size or first + count > h.region_count or duration < 1:
+            raise damaged(path, f"frame {len(frames)} entry out of bounds")
         frames.append(_FrameEntry(off, duration, fcrc, first, count))
-    return _Parsed(width, height, loop_count, file_size, frames, regions)
+    return _Parsed(width, height, h.loop_count, file_size, frames, regions)
 
 
-class FrameFile:
+class FrameFile(Closing):
     """An opened frame file: ``frame(i)`` and ``regions(i)`` give its pixels as the panel takes them.
 
     Read mode (the default, what the device plays from): every call reads from the page cache
@@ -459,13 +321,7 @@ class FrameFile:
 
     def changed_on_disk(self) -> bool:
         """True when the path no longer names this open file (replaced, deleted) or the file shrank."""
-        if self._closed:
-            return True
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return True
-        return (st.st_dev, st.st_ino) != self._identity or st.st_size < self.data_size
+        return self._closed or replaced_or_shrunk(self.path, self._identity, self.data_size)
 
     @classmethod
     def open(cls, path: Path, *, mapped: bool = False) -> FrameFile:
@@ -476,17 +332,12 @@ class FrameFile:
                 its tables are damaged.
         """
         path = Path(path)
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as exc:
-            raise FrameFileError(
-                f"Cannot open frame file {path.name} ({exc.strerror}); re-import the item."
-            ) from exc
+        fd = open_fd(path)
         mm: mmap.mmap | None = None
         try:
             st = os.fstat(fd)
             size = st.st_size
-            if size < _HEADER.size:
+            if size < HEADER.size:
                 raise FrameFileError(f"{path.name} is too short to be a frame file; re-import the item.")
             if mapped:
                 mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
@@ -503,9 +354,7 @@ class FrameFile:
             if mm is not None:
                 mm.close()
             os.close(fd)
-            raise FrameFileError(
-                f"Cannot read frame file {path.name} ({exc.strerror}); re-import the item."
-            ) from exc
+            raise cannot_read(path, exc) from exc
         except BaseException:
             if mm is not None:
                 mm.close()
@@ -522,26 +371,8 @@ class FrameFile:
 
     def _read_into(self, dest: memoryview, offset: int, what: str) -> None:
         """Fill ``dest`` from the file at ``offset``; FrameFileError when the file is cut off or unreadable."""
-        fd = self._fd
-        assert fd is not None
-        try:
-            if _preadv is not None and _preadv(fd, [dest], offset) == len(dest):
-                return  # the usual case: one call
-            done = 0
-            while done < len(dest):
-                part = dest[done:]
-                chunk = os.pread(fd, len(part), offset + done)
-                if not chunk:
-                    raise FrameFileError(
-                        f"Frame file {self.path.name} changed on disk while in use ({what} is cut off); "
-                        "re-import the item."
-                    )
-                part[: len(chunk)] = chunk
-                done += len(chunk)
-        except OSError as exc:
-            raise FrameFileError(
-                f"Cannot read {what} of frame file {self.path.name} ({exc.strerror}); re-import the item."
-            ) from exc
+        assert self._fd is not None
+        read_into(self._fd, dest, offset, self.path, what)
 
     def frame(self, i: int) -> memoryview:
         """The whole frame ``i``: width*height*2 bytes of RGB565 BE (see the class docstring)."""
@@ -669,14 +500,6 @@ class FrameFile:
                 mm.close()
             except BufferError:
                 pass  # a caller still holds a view: the map is released when the last view goes
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def verify_file(path: Path) -> list[str]:

@@ -38,17 +38,31 @@ always a key frame.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import BinaryIO, NoReturn, Self
 
-from libloop.errors import DiskFull, EmptyMedia, FrameFileError
+from libloop.errors import FrameFileError
+from libloop.media._fileio import (
+    HEADER,
+    MAGIC,
+    MAX_SIDE,
+    PAGE,
+    PIXEL_FORMAT_RGB565_BE,
+    AtomicFrameWriter,
+    Closing,
+    cannot_read,
+    check_duration,
+    damaged,
+    open_fd,
+    read_into,
+    read_tables,
+    replaced_or_shrunk,
+    unpack_header,
+)
 from libloop.media.regions import Rect
 
 __all__ = [
@@ -56,32 +70,23 @@ __all__ = [
     "CODEC_H264",
     "CODEC_ZSTD",
     "FORMAT_VERSION",
+    "PAGE",
     "ChunkWriter",
     "FrameEntry",
     "FrameFileV2",
     "file_version",
 ]
 
-MAGIC = b"LOOPFRM\x00"
 FORMAT_VERSION = 2
-PIXEL_FORMAT_RGB565_BE = 1
-PAGE = 4096
-MAX_SIDE = 4096
 CODEC_ZSTD = 1
 CODEC_H264 = 2
 #: Codec ids and their names (``loop fsck`` and the bench print the names).
 CODECS = {CODEC_ZSTD: "zstd", CODEC_H264: "h264"}
 KEY_FRAME = 1
 
-_HEADER = struct.Struct("<8sHHHHHHIIIIQQQI")
 _FRAME = struct.Struct("<QIIIIIIII")
 _REGION = struct.Struct("<HHHH")
-_CRC_OFFSET = _HEADER.size - 4
-assert _HEADER.size == 64 and _FRAME.size == 40 and _REGION.size == 8
-
-
-def _align(n: int, to: int) -> int:
-    return (n + to - 1) // to * to
+assert _FRAME.size == 40 and _REGION.size == 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +129,7 @@ def file_version(path: Path) -> int:
 # --- writing ---------------------------------------------------------------------------
 
 
-class ChunkWriter:
+class ChunkWriter(AtomicFrameWriter):
     """Streams chunks into ``dest.partial`` and renames the finished file to ``dest`` on ``commit()``.
 
     The codec writers (``codec_zstd.ZstdWriter``, ``codec_h264.H264Writer``) build on it. Only
@@ -135,23 +140,12 @@ class ChunkWriter:
     """
 
     def __init__(self, dest: Path, width: int, height: int, codec: int, *, loop_count: int = 0) -> None:
-        if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
-            raise ValueError(f"frame size {width}x{height} is outside 1..{MAX_SIDE}")
-        if not 0 <= loop_count <= 0xFFFFFFFF:
-            raise ValueError(f"loop_count must be 0..2**32-1, got {loop_count}")
+        super().__init__(dest, width, height, loop_count)
         if codec not in CODECS:
             raise ValueError(f"unknown codec {codec}")
-        self.dest = Path(dest)
-        self.partial = self.dest.with_name(self.dest.name + ".partial")
-        self.width = width
-        self.height = height
         self.codec = codec
-        self.loop_count = loop_count
         self._frames: list[FrameEntry] = []
         self._regions: list[Rect] = []
-        self._file: BinaryIO | None = None
-        self._pos = 0
-        self._done = False
 
     @property
     def frame_count(self) -> int:
@@ -163,36 +157,6 @@ class ChunkWriter:
         """What the file would take if committed now (chunks, tables and header)."""
         return max(self._pos, PAGE) + _FRAME.size * len(self._frames) + _REGION.size * len(self._regions) + 8
 
-    def _open(self) -> BinaryIO:
-        if self._done:
-            raise ValueError("this frame file writer was already committed or aborted")
-        if self._file is None:
-            try:
-                self._file = open(self.partial, "wb")  # noqa: SIM115 - closed in commit/abort
-                self._file.write(b"\x00" * PAGE)  # header placeholder: an unfinished file is invalid
-            except OSError as exc:
-                self._fail(exc)
-            self._pos = PAGE
-        return self._file
-
-    def _fail(self, exc: OSError) -> NoReturn:
-        self.abort()
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFull(
-                f"The disk filled up while writing {self.dest.name}; free some space (delete items) and retry."
-            ) from exc
-        raise exc
-
-    def _write(self, data: bytes | bytearray | memoryview) -> int:
-        f = self._open()
-        offset = self._pos
-        try:
-            f.write(data)
-        except OSError as exc:
-            self._fail(exc)
-        self._pos += len(data)
-        return offset
-
     def add_chunk(
         self, chunk: bytes, *, duration_ms: int, pixel_crc: int, rects: Sequence[Rect], key: bool
     ) -> None:
@@ -203,8 +167,7 @@ class ChunkWriter:
                 outside the frame.
             DiskFull: the disk filled up (the partial file is removed).
         """
-        if not 1 <= duration_ms <= 0xFFFFFFFF:
-            raise ValueError(f"a frame lasts 1..2**32-1 ms, got {duration_ms}")
+        check_duration(duration_ms)
         if not self._frames and not key:
             raise ValueError("frame 0 must be a key frame")
         for r in rects:
@@ -265,14 +228,7 @@ class ChunkWriter:
             DiskFull: the disk filled up (the partial file is removed).
         """
         if not self._frames:
-            self.abort()
-            raise EmptyMedia(
-                f"No frames were produced for {self.dest.name}; the source has no picture in it."
-            )
-        f = self._open()
-        pad = _align(self._pos, 8) - self._pos
-        if pad:
-            self._write(b"\x00" * pad)
+            self._no_frames()
         frame_table = b"".join(
             _FRAME.pack(
                 e.offset,
@@ -288,86 +244,20 @@ class ChunkWriter:
             for e in self._frames
         )
         region_table = b"".join(_REGION.pack(r.x0, r.y0, r.x1, r.y1) for r in self._regions)
-        frame_table_offset = self._write(frame_table)
-        region_table_offset = self._write(region_table)
-        header = bytearray(
-            _HEADER.pack(
-                MAGIC,
-                FORMAT_VERSION,
-                _HEADER.size,
-                self.width,
-                self.height,
-                PIXEL_FORMAT_RGB565_BE,
-                self.codec,
-                len(self._frames),
-                self.loop_count,
-                len(self._regions),
-                0,
-                frame_table_offset,
-                region_table_offset,
-                self._pos,
-                0,
-            )
+        return self._finish(
+            version=FORMAT_VERSION,
+            codec=self.codec,
+            frame_count=len(self._frames),
+            region_count=len(self._regions),
+            frame_table=frame_table,
+            region_table=region_table,
         )
-        crc = zlib.crc32(region_table, zlib.crc32(frame_table, zlib.crc32(header)))
-        struct.pack_into("<I", header, _CRC_OFFSET, crc)
-        try:
-            f.seek(0)
-            f.write(header)
-            f.flush()
-            os.fsync(f.fileno())
-            f.close()
-            self._file = None
-            os.replace(self.partial, self.dest)
-        except OSError as exc:
-            self._fail(exc)
-        self._done = True
-        _fsync_dir(self.dest.parent)
-        return self.dest
-
-    def abort(self) -> None:
-        """Discard everything written; removes the partial file. Safe to call more than once."""
-        self._done = True
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()
-            self._file = None
-        with contextlib.suppress(FileNotFoundError):
-            self.partial.unlink()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is not None or not self._done:
-            self.abort()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- reading ---------------------------------------------------------------------------
 
-_preadv = getattr(os, "preadv", None)
 
-
-def _damaged(path: Path, what: str) -> FrameFileError:
-    return FrameFileError(f"Frame file {path.name} is damaged ({what}); re-import the item.")
-
-
-class FrameFileV2:
+class FrameFileV2(Closing):
     """A v2 frame file opened for reading: its tables, and its chunks read one at a time.
 
     Decoding is the codecs' business (``codec_zstd``, ``codec_h264``); ``open_frames`` in
@@ -424,20 +314,13 @@ class FrameFileV2:
                 its tables are damaged.
         """
         path = Path(path)
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        except OSError as exc:
-            raise FrameFileError(
-                f"Cannot open frame file {path.name} ({exc.strerror}); re-import the item."
-            ) from exc
+        fd = open_fd(path)
         try:
             st = os.fstat(fd)
             return cls._parse(path, fd, st.st_size, (st.st_dev, st.st_ino))
         except OSError as exc:
             os.close(fd)
-            raise FrameFileError(
-                f"Cannot read frame file {path.name} ({exc.strerror}); re-import the item."
-            ) from exc
+            raise cannot_read(path, exc) from exc
         except BaseException:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -445,74 +328,49 @@ class FrameFileV2:
 
     @classmethod
     def _parse(cls, path: Path, fd: int, size: int, identity: tuple[int, int]) -> FrameFileV2:
-        header = os.pread(fd, _HEADER.size, 0)
-        if len(header) < _HEADER.size:
-            raise FrameFileError(f"{path.name} is too short to be a frame file; re-import the item.")
-        (
-            magic,
-            version,
-            header_size,
-            width,
-            height,
-            pixfmt,
-            codec,
-            n_frames,
-            loop_count,
-            n_regions,
-            _flags,
-            ft_off,
-            rt_off,
-            data_size,
-            crc,
-        ) = _HEADER.unpack(header)
-        if magic != MAGIC:
-            raise FrameFileError(f"{path.name} is not a LOOP frame file; re-import the item.")
-        if version != FORMAT_VERSION or header_size != _HEADER.size:
+        h = unpack_header(path, os.pread(fd, HEADER.size, 0))
+        if h.version != FORMAT_VERSION or h.header_size != HEADER.size:
             raise FrameFileError(
-                f"Frame file {path.name} has format version {version}, this reader takes {FORMAT_VERSION}; "
+                f"Frame file {path.name} has format version {h.version}, this reader takes {FORMAT_VERSION}; "
                 "re-import the item."
             )
-        if pixfmt != PIXEL_FORMAT_RGB565_BE:
-            raise _damaged(path, f"unknown pixel format {pixfmt}")
+        width, height, codec, n_frames = h.width, h.height, h.codec, h.frame_count
+        if h.pixel_format != PIXEL_FORMAT_RGB565_BE:
+            raise damaged(path, f"unknown pixel format {h.pixel_format}")
         if codec not in CODECS:
-            raise _damaged(path, f"unknown codec {codec}")
+            raise damaged(path, f"unknown codec {codec}")
         if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or n_frames < 1:
-            raise _damaged(path, f"size {width}x{height}, {n_frames} frames")
-        if data_size > size:
-            raise _damaged(path, f"{size} bytes on disk, header says {data_size}")
-        ft_end = ft_off + n_frames * _FRAME.size
-        rt_end = rt_off + n_regions * _REGION.size
-        if not (PAGE <= ft_off <= ft_end <= data_size and PAGE <= rt_off <= rt_end <= data_size):
-            raise _damaged(path, "tables outside the file")
-        frame_table = os.pread(fd, ft_end - ft_off, ft_off)
-        region_table = os.pread(fd, rt_end - rt_off, rt_off)
-        if len(frame_table) != ft_end - ft_off or len(region_table) != rt_end - rt_off:
-            raise _damaged(path, "cut off inside its tables")
-        blank = bytearray(header)
-        struct.pack_into("<I", blank, _CRC_OFFSET, 0)
-        if zlib.crc32(region_table, zlib.crc32(frame_table, zlib.crc32(blank))) != crc:
-            raise _damaged(path, "header checksum mismatch")
+            raise damaged(path, f"size {width}x{height}, {n_frames} frames")
+        frame_table, region_table = read_tables(
+            path,
+            lambda off, n: os.pread(fd, n, off),
+            h,
+            size=size,
+            frame_row=_FRAME.size,
+            region_row=_REGION.size,
+            tables_from=PAGE,
+        )
         regions: list[Rect] = []
         for x0, y0, x1, y1 in _REGION.iter_unpack(region_table):
             if not (x0 <= x1 < width and y0 <= y1 < height):
-                raise _damaged(path, f"region {len(regions)} outside the frame")
+                raise damaged(path, f"region {len(regions)} outside the frame")
             regions.append(Rect(x0, y0, x1, y1))
-        chunks_end = min(ft_off, rt_off)
+        chunks_end = min(h.frame_table_offset, h.region_table_offset)
         frames: list[FrameEntry] = []
         for off, length, ccrc, pcrc, duration, first, count, flags, _ in _FRAME.iter_unpack(frame_table):
-            if off < PAGE or off + length > chunks_end or first + count > n_regions or duration < 1:
-                raise _damaged(path, f"frame {len(frames)} entry out of bounds")
+            if off < PAGE or off + length > chunks_end or first + count > h.region_count or duration < 1:
+                raise damaged(path, f"frame {len(frames)} entry out of bounds")
             frames.append(FrameEntry(off, length, ccrc, pcrc, duration, first, count, flags))
         if not frames[0].key:
-            raise _damaged(path, "frame 0 is not a key frame")
+            raise damaged(path, "frame 0 is not a key frame")
         return cls(
             path,
             fd,
             width=width,
             height=height,
             codec=codec,
-            loop_count=loop_count,
-            data_size=data_size,
+            loop_count=h.loop_count,
+            data_size=h.data_size,
             frames=frames,
             regions=regions,
             identity=identity,
@@ -546,28 +404,9 @@ class FrameFileV2:
         e = self._check(i)
         assert self._fd is not None
         buf = bytearray(e.length)
-        view = memoryview(buf)
-        done = 0
-        try:
-            while done < e.length:
-                if _preadv is not None:
-                    n = _preadv(self._fd, [view[done:]], e.offset + done)
-                else:  # pragma: no cover - platforms without preadv
-                    part = os.pread(self._fd, e.length - done, e.offset + done)
-                    n = len(part)
-                    view[done : done + n] = part
-                if n == 0:
-                    raise FrameFileError(
-                        f"Frame file {self.path.name} changed on disk while in use (frame {i} is cut off); "
-                        "re-import the item."
-                    )
-                done += n
-        except OSError as exc:
-            raise FrameFileError(
-                f"Cannot read frame {i} of frame file {self.path.name} ({exc.strerror}); re-import the item."
-            ) from exc
+        read_into(self._fd, memoryview(buf), e.offset, self.path, f"frame {i}")
         if zlib.crc32(buf) != e.chunk_crc:
-            raise _damaged(self.path, f"frame {i} fails its checksum")
+            raise damaged(self.path, f"frame {i} fails its checksum")
         return buf
 
     def prefetch(self, i: int, count: int = 1) -> None:
@@ -602,13 +441,7 @@ class FrameFileV2:
 
     def changed_on_disk(self) -> bool:
         """True when the path no longer names this open file (replaced, deleted) or the file shrank."""
-        if self._fd is None:
-            return True
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return True
-        return (st.st_dev, st.st_ino) != self._identity or st.st_size < self.data_size
+        return self._fd is None or replaced_or_shrunk(self.path, self._identity, self.data_size)
 
     def close(self) -> None:
         """Release the file descriptor."""
@@ -616,11 +449,3 @@ class FrameFileV2:
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

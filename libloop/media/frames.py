@@ -26,13 +26,12 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import numpy as np
 import numpy.typing as npt
 
 from libloop.errors import FrameFileError
+from libloop.media._fileio import Closing
 from libloop.media.codec import FrameDecoder
 from libloop.media.codec_h264 import H264Decoder  # PyAV itself is imported when a video opens
 from libloop.media.codec_zstd import ZstdDecoder
@@ -65,7 +64,7 @@ class _Slot:
     regions: list[Region]
 
 
-class V2Frames:
+class V2Frames(Closing):
     """A v2 frame file opened for showing: see the module docstring.
 
     Raises (from ``frame`` and ``regions``):
@@ -292,14 +291,6 @@ class V2Frames:
             self._thread.join(WAIT_S)
         self._decoder.close()
         self._ff.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _regions(rects: Sequence[Rect], payload: memoryview) -> list[Region]:
