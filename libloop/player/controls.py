@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from libloop.errors import ItemNotFound
 from libloop.player.night import NightSchedule
+from libloop.player.ports import check_brightness
 
 if TYPE_CHECKING:
     from libloop.clock import Clock
@@ -122,8 +123,7 @@ class Controls:
 
     def set_brightness(self, percent: int) -> None:
         """Backlight level, 0..100 (kept while asleep, applied on wake)."""
-        if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
-            raise ValueError(f"brightness must be a whole number from 0 to 100, not {percent!r}")
+        check_brightness(percent)
         self._control("brightness", percent)
 
     def sleep(self) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "PlayLibrary",
     "PlaySettings",
     "PlayerStatus",
+    "check_brightness",
     "open_frame_file",
 ]
 
@@ -136,6 +137,12 @@ class PlaySettings:
     still_seconds: float = 10.0
     night: NightSchedule | None = None
     background: tuple[int, int, int] = (0, 0, 0)
+
+
+def check_brightness(percent: object) -> None:
+    """Raise ValueError unless ``percent`` is a backlight level, a whole number 0..100."""
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+        raise ValueError(f"brightness must be a whole number from 0 to 100, not {percent!r}")
 
 
 def open_frame_file(path: Path, *, decode_ahead: bool = True) -> Frames:

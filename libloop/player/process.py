@@ -44,7 +44,7 @@ from libloop.errors import ItemNotFound, LoopError, PlayerError
 from libloop.player.framebuffer import SharedFramebuffer
 from libloop.player.host import HostSpec, child_main, decode_error
 from libloop.player.night import NightSchedule
-from libloop.player.ports import PlayerStatus
+from libloop.player.ports import PlayerStatus, check_brightness
 from libloop.player.stats import StatsSnapshot, snapshot_from_dict
 
 __all__ = ["PlayerProcess"]
@@ -405,8 +405,7 @@ class PlayerProcess:
         self._control("show", item_id)
 
     def set_brightness(self, percent: int) -> None:
-        if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
-            raise ValueError(f"brightness must be a whole number from 0 to 100, not {percent!r}")
+        check_brightness(percent)
         self._control("set_brightness", percent)
 
     def sleep(self) -> None:
